@@ -1,0 +1,30 @@
+"""Shared fixtures: throw-away settings and databases under tmp_path (never the user's data/)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtml.config import load_settings
+
+PROJECT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def make_settings(home: Path, **overrides):
+    """Settings for a temp home with the project's defaults and dotted-key overrides."""
+    return load_settings(environ={}, home=home, config_file=PROJECT / "config.toml", overrides=overrides)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return make_settings(tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
