@@ -142,6 +142,12 @@ class DriftSettings:
                      check=lambda v: v >= 2, allowed="an integer >= 2")
     min_rows: int = _opt(30, "Fewer usable rows than this on a side gives 'not enough data'",
                          check=_positive, allowed="an integer > 0")
+    psi_floor: float = _opt(0.05, "calibrated: a significant feature drifts only if PSI >= this ...",
+                            check=_non_negative, allowed="a number >= 0")
+    js_floor: float = _opt(0.05, "calibrated: ... or JS distance >= this ...",
+                           check=lambda v: 0 <= v <= 1, allowed="a number in [0, 1]")
+    ks_floor: float = _opt(0.05, "calibrated: ... or KS statistic >= this (numerical)",
+                           check=lambda v: 0 <= v <= 1, allowed="a number in [0, 1]")
     seed_psi_threshold: float = _opt(0.1, "seed policy: PSI above this drifts", check=_positive,
                                      allowed="a number > 0")
     seed_ks_pvalue: float = _opt(0.05, "seed policy: KS p-value below this drifts",
@@ -528,3 +534,21 @@ def render_markdown_table() -> str:
         rows.append(f"| `{section}.{key}` | `{_toml_value(default)}` | `RTML_{section.upper()}_{key.upper()}` "
                     f"| {help_text.replace('|', '/')} |")
     return "\n".join(rows)
+
+
+README_TABLE_START = "<!-- config-table:start -->"
+README_TABLE_END = "<!-- config-table:end -->"
+
+
+def update_docs(project_dir: Path = PROJECT_DIR) -> None:
+    """Rewrite ``config.toml`` and the README's configuration table from the declarations above."""
+    (project_dir / "config.toml").write_text(render_default_toml())
+    readme = project_dir / "README.md"
+    text = readme.read_text()
+    head, _, rest = text.partition(README_TABLE_START)
+    _, _, tail = rest.partition(README_TABLE_END)
+    readme.write_text(f"{head}{README_TABLE_START}\n{render_markdown_table()}\n{README_TABLE_END}{tail}")
+
+
+if __name__ == "__main__":  # python -m rtml.config: regenerate config.toml and the README table
+    update_docs()
