@@ -137,7 +137,7 @@ def delete_old_interactions(conn: sqlite3.Connection, *, before_s: float, batch_
 
 
 def count_interactions(conn: sqlite3.Connection) -> int:
-    """Number of stored interactions (uses the primary key; cheap)."""
+    """Number of stored interactions (a full COUNT: ~0.1 s at 10 M rows; not for refresh loops)."""
     return int(conn.execute("SELECT COUNT(*) FROM interactions").fetchone()[0])
 
 

@@ -189,6 +189,11 @@ CREATE TABLE performance (
 );
 CREATE INDEX performance_window_end ON performance (window_end);
 """,
+    # 2: indexes for the dashboard's champion lookup and "first drifted check" query.
+    """
+CREATE INDEX models_status ON models (status);
+CREATE INDEX drift_checks_true_drift ON drift_checks (checked_at) WHERE true_intensity > 0;
+""",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,173 @@
+"""Plotly figure builders of the dashboard: DataFrames in, ``go.Figure`` out (no Streamlit, no I/O)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from rtml.ui.transforms import (PVALUE_STATISTICS, SEVERITY_COLOURS, SEVERITY_ORDER, STATISTIC_LABELS,
+                                fmt_time, to_datetime)
+
+PROMOTION_COLOUR = "#2ca02c"
+REFERENCE_COLOUR = "#1f77b4"
+CURRENT_COLOUR = "#ff7f0e"
+#: Vertical event lines drawn per chart at most (the newest are kept).
+MAX_EVENT_LINES = 60
+
+
+def _layout(fig: go.Figure, *, height: int, title: str | None = None) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      title=dict(text=title, x=0, font=dict(size=14)) if title else None,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      hovermode="closest")
+    return fig
+
+
+def _vline_shapes(times: pd.Series, *, colour: str, width: float, dash: str | None,
+                  opacity: float = 1.0) -> list[dict]:
+    """Vertical lines across the whole plot area as plain shape dicts (on the shared x axis; one
+    shape per event, not one per subplot: ``fig.add_vline`` per subplot is slow in plotly)."""
+    return [dict(type="line", xref="x", yref="paper", x0=t, x1=t, y0=0, y1=1, opacity=opacity, layer="below",
+                 line=dict(color=colour, width=width, dash=dash)) for t in to_datetime(times)]
+
+
+def _event_lines(fig: go.Figure, alerts: pd.DataFrame, changes: pd.DataFrame, *, rows: list[int] | None = None,
+                 marker_y: float | None = None) -> None:
+    """Vertical lines where alerts fired (by severity) and where the model version changed."""
+    rows = rows or [1]
+    target = dict(row=rows[0], col=1) if len(rows) > 1 else {}
+    shapes = list(fig.layout.shapes or [])
+    for severity in SEVERITY_ORDER:
+        sub = alerts[alerts["severity"] == severity].head(MAX_EVENT_LINES) if len(alerts) else alerts
+        if not len(sub):
+            continue
+        shapes += _vline_shapes(sub["created_at"], colour=SEVERITY_COLOURS[severity], width=1, dash="dot",
+                                opacity=0.6)
+        fig.add_trace(go.Scatter(x=to_datetime(sub["created_at"]), y=[marker_y] * len(sub), mode="markers",
+                                 marker=dict(color=SEVERITY_COLOURS[severity], symbol="triangle-down", size=10),
+                                 name=f"{severity} alert", text=sub["message"], showlegend=True,
+                                 hovertemplate="%{x}<br>%{text}<extra></extra>"), **target)
+    tail = changes.tail(MAX_EVENT_LINES)
+    if len(tail):
+        shapes += _vline_shapes(tail["at"], colour=PROMOTION_COLOUR, width=2, dash=None)
+        fig.add_trace(go.Scatter(x=to_datetime(tail["at"]), y=[marker_y] * len(tail), mode="markers",
+                                 marker=dict(color=PROMOTION_COLOUR, symbol="star", size=12),
+                                 name="model version change", showlegend=True,
+                                 text=[f"{e.replace('_', ' ')} {v}" for e, v in zip(tail["event"], tail["version"])],
+                                 hovertemplate="%{x}<br>%{text}<extra></extra>"), **target)
+    fig.update_layout(shapes=shapes)
+
+
+def drift_statistics_figure(series: pd.DataFrame, alerts: pd.DataFrame, changes: pd.DataFrame, *,
+                            feature: str) -> go.Figure:
+    """One feature's statistics over time, one panel each, with its threshold as a dashed line.
+
+    P-values are on a log axis (drift is *below* the line); effect sizes drift *above* it.
+    """
+    stats = list(dict.fromkeys(series["statistic"]))
+    fig = make_subplots(rows=max(len(stats), 1), cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                        subplot_titles=[STATISTIC_LABELS.get(s, s) + (" (log; drift below line)" if s in PVALUE_STATISTICS
+                                                                      else " (drift above line)") for s in stats])
+    for i, stat in enumerate(stats, start=1):
+        part = series[series["statistic"] == stat]
+        fig.add_trace(go.Scatter(x=part["time"], y=part["value"], mode="lines", name=STATISTIC_LABELS.get(stat, stat),
+                                 line=dict(color="#1f77b4", width=1.8), showlegend=False), row=i, col=1)
+        if part["threshold"].notna().any():
+            fig.add_trace(go.Scatter(x=part["time"], y=part["threshold"], mode="lines", name="threshold",
+                                     line=dict(color="#d62728", width=1.5, dash="dash", shape="hv"),
+                                     showlegend=i == 1, legendgroup="threshold"), row=i, col=1)
+        if stat in PVALUE_STATISTICS:
+            fig.update_yaxes(type="log", row=i, col=1)
+    _event_lines(fig, alerts, changes, rows=list(range(1, len(stats) + 1)) or None)
+    fig.update_annotations(font_size=12)
+    return _layout(fig, height=100 + 150 * max(len(stats), 1))
+
+
+def heatmap_figure(features: list[str], times: pd.Series, score: np.ndarray, drifted: np.ndarray) -> go.Figure:
+    """Features × checks coloured by the strongest statistic ÷ its threshold (red ≥ 1 = past it)."""
+    hover = np.where(np.isnan(drifted), "no result", np.where(drifted > 0, "DRIFTED", "not drifted"))
+    fig = go.Figure(go.Heatmap(
+        z=score, x=times, y=features, zmin=0, zmax=3, customdata=hover,
+        colorscale=[[0.0, "#e8f5e9"], [0.2, "#a5d6a7"], [1 / 3, "#fff59d"], [0.55, "#ff9800"], [1.0, "#b71c1c"]],
+        colorbar=dict(title=dict(text="stat ÷<br>threshold"), tickvals=[0, 1, 2, 3], ticktext=["0", "1", "2", "≥3"]),
+        hovertemplate="%{y}<br>%{x}<br>score %{z:.2f}<br>%{customdata}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, height=90 + 28 * max(len(features), 1), title="Which features drift, check by check")
+
+
+def distribution_figure(reference: pd.Series, current: pd.Series, *, kind: str, reference_label: str,
+                        current_label: str, bins: int = 40) -> go.Figure:
+    """Reference vs current: overlaid histograms (numerical) or grouped share bars (categorical)."""
+    fig = go.Figure()
+    if kind == "categorical":
+        ref_share = reference.astype(str).value_counts(normalize=True)
+        cur_share = current.astype(str).value_counts(normalize=True)
+        cats = sorted(set(ref_share.index) | set(cur_share.index))
+        fig.add_trace(go.Bar(x=cats, y=[ref_share.get(c, 0.0) for c in cats], name=f"{reference_label} · n={len(reference):,}",
+                             marker_color=REFERENCE_COLOUR))
+        fig.add_trace(go.Bar(x=cats, y=[cur_share.get(c, 0.0) for c in cats], name=f"{current_label} · n={len(current):,}",
+                             marker_color=CURRENT_COLOUR))
+        fig.update_layout(barmode="group", yaxis_title="share of rows", yaxis_tickformat=".0%")
+    else:
+        values = pd.concat([reference, current]).astype(float)
+        if len(values):
+            lo, hi = np.nanquantile(values, [0.0, 0.995])
+            edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+            for data, label, colour in ((reference, reference_label, REFERENCE_COLOUR),
+                                        (current, current_label, CURRENT_COLOUR)):
+                counts, _ = np.histogram(np.clip(data.astype(float), edges[0], edges[-1]), bins=edges)
+                share = counts / max(counts.sum(), 1)
+                fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=share, width=np.diff(edges),
+                                     name=f"{label} · n={len(data):,}", marker_color=colour, opacity=0.55))
+        fig.update_layout(barmode="overlay", yaxis_title="share of rows", yaxis_tickformat=".0%", bargap=0)
+    return _layout(fig, height=340)
+
+
+def performance_figure(performance: pd.DataFrame, changes: pd.DataFrame, *,
+                       metrics: tuple[str, ...] = ("roc_auc", "accuracy", "f1")) -> go.Figure:
+    """Window metrics over time, one colour per metric, with version changes as green lines."""
+    labels = {"roc_auc": "ROC AUC", "accuracy": "accuracy", "f1": "F1", "precision": "precision", "recall": "recall"}
+    fig = go.Figure()
+    times = to_datetime(performance["window_end"])
+    for metric in metrics:
+        if metric in performance and performance[metric].notna().any():
+            fig.add_trace(go.Scatter(x=times, y=performance[metric], mode="lines", name=labels.get(metric, metric),
+                                     customdata=performance["model_version"],
+                                     hovertemplate="%{x}<br>%{y:.3f} (model %{customdata})<extra></extra>"))
+    empty = pd.DataFrame(columns=["created_at", "severity", "message"])
+    _event_lines(fig, empty, changes, marker_y=1.0)
+    fig.update_yaxes(title="metric over the window")
+    return _layout(fig, height=340)
+
+
+def truth_figure(checks: pd.DataFrame, alerts: pd.DataFrame, *, onset_s: float | None,
+                 first_critical_s: float | None) -> go.Figure:
+    """The simulator's true drift intensity and the detector's share of drifted features, with alerts."""
+    fig = go.Figure()
+    times = to_datetime(checks["checked_at"])
+    if "true_intensity" in checks and checks["true_intensity"].notna().any():
+        fig.add_trace(go.Scatter(x=times, y=checks["true_intensity"], mode="lines", name="true drift intensity (simulator)",
+                                 line=dict(color="#444", width=2), fill="tozeroy", fillcolor="rgba(68,68,68,0.12)"))
+    fig.add_trace(go.Scatter(x=times, y=checks["share_drifted"], mode="lines", name="share of features drifted (detector)",
+                             line=dict(color="#1f77b4", width=1.5)))
+    drift_alerts = alerts[alerts["source"] == "drift"] if len(alerts) else alerts
+    for severity in SEVERITY_ORDER:
+        sub = drift_alerts[drift_alerts["severity"] == severity] if len(drift_alerts) else drift_alerts
+        if len(sub):
+            fig.add_trace(go.Scatter(x=to_datetime(sub["created_at"]), y=[1.08] * len(sub), mode="markers",
+                                     marker=dict(color=SEVERITY_COLOURS[severity], symbol="triangle-down", size=11),
+                                     name=f"{severity} drift alert", text=sub["message"],
+                                     hovertemplate="%{x}<br>%{text}<extra></extra>"))
+    shapes = []
+    if len(checks) and onset_s is not None and onset_s >= float(checks["checked_at"].min()):
+        shapes += _vline_shapes(pd.Series([onset_s]), colour="#444", width=1.5, dash="dash")
+        fig.add_trace(go.Scatter(x=to_datetime([onset_s]), y=[0], mode="markers", name=f"drift began {fmt_time(onset_s)}",
+                                 marker=dict(color="#444", size=9, symbol="circle")))
+    if len(checks) and first_critical_s is not None and first_critical_s >= float(checks["checked_at"].min()):
+        shapes += _vline_shapes(pd.Series([first_critical_s]), colour=SEVERITY_COLOURS["critical"], width=1.5,
+                                dash="dash")
+    fig.update_layout(shapes=shapes)
+    fig.update_yaxes(range=[0, 1.15], title="intensity / share")
+    return _layout(fig, height=320)

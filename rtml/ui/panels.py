@@ -1,0 +1,294 @@
+"""The dashboard's panels: each takes a :class:`~rtml.ui.data.Snapshot` and draws one section.
+
+Every panel reads like an outline — pick → transform → chart — and shows a plain message
+instead of an empty chart when its data does not exist yet.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from rtml.config import Settings
+from rtml.simulation import FEATURES
+from rtml.storage.heartbeats import Heartbeat
+from rtml.ui import charts
+from rtml.ui.data import Distribution, Snapshot
+from rtml.ui.transforms import (SEVERITY_ORDER, DriftStatus, alerts_table, default_feature, drift_since, drift_status,
+                                events_table, fmt_duration, fmt_time, health_table, heatmap_matrix, latest_results,
+                                model_action_sentence, models_table, statistic_series, supervised_components,
+                                version_changes)
+
+STATUS_DELTA_COLOURS = {"critical": "red", "warning": "orange", "watch": "yellow", "ok": "green", "unknown": "gray"}
+
+
+def current_status(snapshot: Snapshot, settings: Settings) -> DriftStatus:
+    """The drift verdict of the newest check (see :func:`rtml.ui.transforms.drift_status`)."""
+    return drift_status(snapshot.latest_check, latest_results(snapshot.results, snapshot.latest_check),
+                        critical_share=settings.alerts.critical_share,
+                        critical_min_features=settings.alerts.critical_min_features)
+
+
+def component_health(snapshot: Snapshot, settings: Settings, stats_of: Callable[[int | None], object]) -> pd.DataFrame:
+    """The health table, with this dashboard's own process added when no heartbeat speaks for it."""
+    beats = dict(snapshot.heartbeats)
+    managed = supervised_components(beats)
+    if "dashboard" not in beats and "dashboard" not in managed:  # run without the supervisor
+        beats["dashboard"] = Heartbeat("dashboard", os.getpid(), snapshot.real_now, None, None, None,
+                                       "serving", {})
+    pids = [b.pid for b in beats.values()] + [r.get("pid") for r in managed.values() if isinstance(r, dict)]
+    stats = {pid: stats_of(pid) for pid in pids if pid}
+    return health_table(beats, stats, real_now=snapshot.real_now, stale_s=settings.dashboard.heartbeat_stale_seconds)
+
+
+# -- 0. plain-language summary -------------------------------------------------------------------
+
+def summary_banner(snapshot: Snapshot, settings: Settings, status: DriftStatus, health: pd.DataFrame) -> None:
+    """Three sentences a newcomer reads first: what drifts since when, what the system did, health."""
+    since, before_window = drift_since(snapshot.checks, quiet_checks=settings.alerts.n)
+    now = snapshot.now_s
+    if status.level in ("critical", "warning"):
+        names = ", ".join(status.drifted_features) or "several features"
+        when = (f"since before {fmt_time(snapshot.since_s)}" if before_window else
+                f"since {fmt_time(since)} ({fmt_duration(now - since)} ago)" if since is not None and now else "")
+        drift = f"**Drift {status.level}:** {status.n_drifted} of {status.n_features} features drift ({names}) {when}."
+    elif status.level == "watch":
+        drift = (f"**Watching:** {', '.join(status.drifted_features)} drift, but fewer than "
+                 f"{settings.drift.min_drifted_features} features — no dataset drift.")
+    elif status.level == "ok":
+        drift = f"**No drift:** the newest check found all {status.n_features} features in line with the reference."
+    else:
+        drift = f"**Drift unknown:** {status.label}."
+    counts = snapshot.alert_counts
+    alerts = ", ".join(f"{counts[s]} {s}" for s in SEVERITY_ORDER if counts.get(s)) or "no"
+    action = model_action_sentence(snapshot.model_events, since if since is not None else snapshot.since_s)
+    champ = snapshot.champion
+    did = f"**What the system did:** {alerts} alert(s) in the last 24 simulated hours"
+    did += f"; {action}." if action else (f"; champion model {champ['version']} keeps serving." if champ
+                                          else "; no model trained yet.")
+    unhealthy = health[health["health"].isin(["STALE", "not running"])]["component"].tolist()
+    stopped = health[health["health"] == "stopped"]["component"].tolist()
+    if unhealthy:
+        sys_line = f"**System:** attention — {', '.join(unhealthy)} not healthy (see System health)."
+    elif stopped:
+        sys_line = f"**System:** {', '.join(stopped)} stopped; the others are healthy."
+    else:
+        sys_line = f"**System:** all {len(health)} components healthy."
+    body = "  \n".join([drift, did, sys_line])
+    box = {"critical": st.error, "warning": st.warning, "watch": st.warning, "ok": st.success}.get(status.level, st.info)
+    box(body)
+
+
+# -- 1. header KPIs ----------------------------------------------------------------------------------
+
+def header_kpis(snapshot: Snapshot, settings: Settings, status: DriftStatus) -> None:
+    """Clock, volumes, drift status, champion, open alerts and the age of the last check."""
+    cols = st.columns(6)
+    clock = fmt_time(snapshot.now_s)
+    cols[0].metric("Simulated clock (UTC)", clock[11:] or clock, delta=f"{clock[:10]} · speed ×{snapshot.speed:g}",
+                   delta_color="off", delta_arrow="off",
+                   help="Simulated time from the generator's heartbeat; all windows below are simulated time.")
+    cols[1].metric("Interactions / hour", f"{snapshot.counts.last_hour:,}",
+                   delta=f"{snapshot.counts.generated:,} in total", delta_color="off", delta_arrow="off",
+                   help=f"Interactions in the last simulated hour. In total: every interaction ever generated. Still stored (retention "
+                        f"{settings.storage.retention_days:g} simulated days): {snapshot.counts.kept:,}.")
+    check = snapshot.latest_check
+    cols[2].metric("Drift status", status.level.upper() if status.level != "unknown" else "—",
+                   delta=(f"{status.n_drifted}/{status.n_features} features drift" if check else status.label),
+                   delta_color=STATUS_DELTA_COLOURS[status.level], delta_arrow="off",
+                   help="From the newest drift check: critical/warning = dataset drift (alert rules), "
+                        "watch = some features drift, ok = none.")
+    champ, perf = snapshot.champion, snapshot.champion_performance
+    if champ is None:
+        cols[3].metric("Champion model", "none yet", delta="no model trained", delta_color="gray", delta_arrow="off")
+    else:
+        perf_text = (f"AUC {perf['roc_auc']:.3f} · acc {perf['accuracy']:.3f}" if perf and perf["roc_auc"] is not None
+                     and perf["accuracy"] is not None else "no scored window yet")
+        cols[3].metric("Champion model", champ["version"], delta=perf_text, delta_color="blue", delta_arrow="off",
+                       help="ROC AUC and accuracy of the champion over its newest performance window"
+                            + (f" (ending {fmt_time(perf['window_end'])}, {perf['n_rows']:,} rows)." if perf else "."))
+    counts = snapshot.alert_counts
+    total = sum(counts.values())
+    breakdown = " · ".join(f"{counts[s]} {s}" for s in SEVERITY_ORDER if counts.get(s)) or "none"
+    cols[4].metric("Alerts, last 24 sim h", f"{total:,}", delta=breakdown, delta_arrow="off",
+                   delta_color="red" if counts.get("critical") else "orange" if counts.get("warning") else "gray")
+    if check is None:
+        cols[5].metric("Last drift check", "none yet", delta="detector has not checked", delta_color="gray",
+                       delta_arrow="off")
+    else:
+        age = (snapshot.now_s - check["checked_at"]) if snapshot.now_s is not None else None
+        late = age is not None and age > 3 * settings.drift.check_interval_minutes * 60
+        cols[5].metric("Last drift check", f"{fmt_duration(age, compact=True)} ago", delta=f"at {fmt_time(check['checked_at'])}",
+                       delta_color="red" if late else "gray", delta_arrow="off",
+                       help=f"Simulated time since the newest check; one is due every "
+                            f"{settings.drift.check_interval_minutes:g} simulated minutes.")
+
+
+# -- 2. drift over time ----------------------------------------------------------------------------
+
+def drift_heatmap(snapshot: Snapshot) -> None:
+    """Features × checks heatmap."""
+    st.subheader("Drift over time")
+    if not len(snapshot.checks):
+        st.info("No drift checks in this window yet. The detector compares the newest window with the reference "
+                "every few simulated minutes once it has a champion model.")
+        return
+    features, times, score, drifted = heatmap_matrix(snapshot.results, snapshot.checks)
+    st.plotly_chart(charts.heatmap_figure(features, times, score, drifted), key="heatmap")
+    st.caption("Each cell is one feature at one check: its strongest statistic divided by its threshold "
+               "(1 = at the threshold; red = past it). Hover for the verdict.")
+
+
+def feature_picker(snapshot: Snapshot) -> str:
+    """The feature the two detail charts show (default: the most drifted one in the newest check)."""
+    latest = latest_results(snapshot.results, snapshot.latest_check)
+    default = default_feature(latest)
+    if "feature" not in st.session_state:
+        st.session_state["feature"] = default
+    return st.selectbox("Feature", FEATURES, key="feature",
+                        help="Shown in the statistics and distribution charts below; "
+                             "defaults to the most drifted feature of the newest check.")
+
+
+def drift_statistics(snapshot: Snapshot, feature: str) -> None:
+    """One feature's statistics over time with thresholds, alerts and promotions."""
+    if not len(snapshot.checks):
+        return
+    series = statistic_series(snapshot.results, snapshot.checks, feature)
+    if not len(series):
+        st.info(f"No statistics for {feature} in this window.")
+        return
+    changes = version_changes(snapshot.model_events)
+    st.markdown(f"**{feature}: drift statistics per check**")
+    st.plotly_chart(charts.drift_statistics_figure(series, snapshot.alerts, changes, feature=feature),
+                    key="drift_stats")
+    st.caption("Dotted lines: alerts (red critical, orange warning, blue info). Green lines: a new model "
+               "version was promoted.")
+
+
+# -- 3. alerts -------------------------------------------------------------------------------------
+
+def alerts_panel(snapshot: Snapshot) -> None:
+    """Alerts, newest first, colour-coded, with the evidence behind each."""
+    st.subheader("Alerts")
+    if not len(snapshot.alerts):
+        st.success(f"No alerts since {fmt_time(snapshot.since_s)} (simulated).")
+        return
+    table = alerts_table(snapshot.alerts)
+
+    def colour(row: pd.Series) -> list[str]:
+        shade = {"critical": "#fde2e1", "warning": "#fff1dc", "info": "#e3f0fb"}.get(row["severity"], "")
+        return [f"background-color: {shade}" if shade else ""] * len(row)
+
+    st.dataframe(table.style.apply(colour, axis=1), hide_index=True, height=min(38 + 35 * len(table), 360),
+                 column_config={"message": st.column_config.TextColumn(width="large"),
+                                "features · value vs threshold": st.column_config.TextColumn(width="large")})
+
+
+# -- 4. distribution comparison ----------------------------------------------------------------------
+
+def distribution_panel(snapshot: Snapshot, dist: Distribution | None) -> None:
+    """Reference vs current for the picked feature, with the newest check's statistics."""
+    if dist is None or (not len(dist.reference) and not len(dist.current)):
+        st.info("No interactions to compare yet.")
+        return
+    if not len(dist.reference):
+        st.warning("The reference window has no rows left (deleted by retention?); showing the current side only.")
+    st.plotly_chart(charts.distribution_figure(dist.reference, dist.current, kind=dist.kind,
+                                               reference_label=dist.reference_label, current_label=dist.current_label),
+                    key="distribution")
+    windows = []
+    for label, window in ((dist.reference_label, dist.reference_window), (dist.current_label, dist.current_window)):
+        if window:
+            windows.append(f"{label}: {fmt_time(window[0])} → {fmt_time(window[1])}")
+    st.caption(" · ".join(windows) + f" · newest ≤ {max(len(dist.reference), len(dist.current)):,} rows per side.")
+    latest = latest_results(snapshot.results, snapshot.latest_check)
+    row = latest[latest["feature"] == dist.feature]
+    if len(row):
+        r = row.iloc[0]
+        stats = {k: r[k] for k in ("psi", "js_distance", "ks_statistic", "ks_pvalue", "chi2_pvalue")
+                 if k in r and pd.notna(r[k])}
+        thresholds = r["thresholds"] if isinstance(r["thresholds"], dict) else {}
+        st.dataframe(pd.DataFrame({"statistic": list(stats), "value": [float(v) for v in stats.values()],
+                                   "threshold": [thresholds.get(k) for k in stats]}),
+                     hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.4g"),
+                                                     "threshold": st.column_config.NumberColumn(format="%.4g")})
+        verdict = "**drifted**" if r["drifted"] else "not drifted"
+        st.caption(f"Newest check ({fmt_time(snapshot.latest_check['checked_at'])}): {dist.feature} {verdict}.")
+
+
+# -- 5. model performance --------------------------------------------------------------------------
+
+def performance_panel(snapshot: Snapshot) -> None:
+    """Metrics over time with version changes; the version history and model events."""
+    st.subheader("Model performance across versions")
+    if snapshot.champion is None and not len(snapshot.models):
+        st.info("No model yet: the detector trains the first one on the baseline, then scores every interaction.")
+        return
+    changes = version_changes(snapshot.model_events)
+    if len(snapshot.performance):
+        st.plotly_chart(charts.performance_figure(snapshot.performance, changes), key="performance")
+        st.caption("Each point: the serving model's metrics over one window of labelled interactions. "
+                   "Green lines: promotions.")
+    else:
+        st.info("No performance windows in this period yet.")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Version history**")
+        st.dataframe(models_table(snapshot.models), hide_index=True,
+                     column_config={"ROC AUC": st.column_config.NumberColumn(format="%.3f"),
+                                    "accuracy": st.column_config.NumberColumn(format="%.3f")})
+    with right:
+        st.markdown("**Model events**")
+        if len(snapshot.model_events):
+            st.dataframe(events_table(snapshot.model_events), hide_index=True)
+        else:
+            st.caption("No model events in this window.")
+
+
+# -- 6. system health ------------------------------------------------------------------------------
+
+def health_panel(health: pd.DataFrame, settings: Settings) -> None:
+    """Per component: state, pid, CPU, memory, uptime, restarts, heartbeat age (stale in red)."""
+    st.subheader("System health")
+    if not len(health):
+        st.info("No component has written a heartbeat yet.")
+        return
+
+    def colour(row: pd.Series) -> list[str]:
+        bad = row["health"] in ("STALE", "not running")
+        return ["background-color: #fde2e1; color: #b71c1c" if bad else
+                "color: #666" if row["health"] == "stopped" else ""] * len(row)
+
+    shown = health.drop(columns=["stale"])
+    st.dataframe(shown.style.apply(colour, axis=1), hide_index=True, placeholder="—",
+                 column_config={"pid": st.column_config.NumberColumn(format="%d"),
+                                "CPU %": st.column_config.NumberColumn(format="%.1f"),
+                                "restarts": st.column_config.NumberColumn(format="%d")})
+    st.caption(f"Stale = no heartbeat for more than {settings.dashboard.heartbeat_stale_seconds:g} real seconds. "
+               "CPU % is the average since the process started; CPU and memory come from this machine's process table "
+               "('—' when the pid is not running here).")
+
+
+# -- 7. ground truth vs detection ------------------------------------------------------------------
+
+def truth_panel(snapshot: Snapshot) -> None:
+    """The simulator's true drift intensity against what the detector flagged, and the delay."""
+    st.subheader("Ground truth vs detection")
+    onset = snapshot.onset
+    cols = st.columns(3)
+    cols[0].metric("Simulated drift began", fmt_time(onset.onset_s) if onset else "not yet")
+    cols[1].metric("First critical drift alert", fmt_time(onset.first_critical_s) if onset and onset.first_critical_s
+                   else "not yet")
+    cols[2].metric("Detection delay (sim)", fmt_duration(onset.delay_s) if onset and onset.delay_s is not None
+                   else "not yet")
+    if not len(snapshot.checks):
+        st.info("No drift checks in this window yet.")
+        return
+    st.plotly_chart(charts.truth_figure(snapshot.checks, snapshot.alerts, onset_s=onset.onset_s if onset else None,
+                                        first_critical_s=onset.first_critical_s if onset else None), key="truth")
+    st.caption("Grey: the drift the simulator injected (mean over each check's window; the detector never sees it). "
+               "Blue: the share of features the detector flagged. Triangles: drift alerts.")
