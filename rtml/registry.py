@@ -424,9 +424,14 @@ def champion_reference(conn: sqlite3.Connection, settings: Settings, *, row: sto
     if row is None:
         raise RegistryError("There is no champion yet; train one with ensure_initial_model().")
     ms = settings.model
-    frame = read_window(conn, start_s=row.train_start, end_s=row.train_end,
-                        limit=REFERENCE_READ_FACTOR * ms.max_train_rows)
-    frame = modeling.subsample(frame, max_rows=ms.max_train_rows, seed=settings.simulation.seed)
+    frame = store.read_reference_sample(conn, row.version, limit=ms.max_train_rows)
+    if len(frame) == 0:
+        frame = read_window(conn, start_s=row.train_start, end_s=row.train_end,
+                            limit=REFERENCE_READ_FACTOR * ms.max_train_rows)
+        frame = modeling.subsample(frame, max_rows=ms.max_train_rows, seed=settings.simulation.seed)
+        if len(frame):
+            # Keep it with the model: retention may delete these interactions while it still serves.
+            store.write_reference_sample(conn, row.version, frame)
     if len(frame) < min(ms.min_train_rows, row.n_train or 0):
         log.warning("Only %d rows of %s's training window are still stored (retention?)", len(frame), row.version)
     return frame, float(row.train_start), float(row.train_end), row.version

@@ -217,6 +217,19 @@ def test_champion_reference_is_the_training_window(env):
     assert len(a) == 500 and a.equals(b)
 
 
+def test_champion_reference_outlives_retention(env):
+    """The reference is stored with the model: deleting its interactions does not empty it."""
+    settings, conn, _ = env
+    registry.ensure_initial_model(settings, conn, now_s=settings.sim_start_s)
+    before, *_ = registry.champion_reference(conn, settings)
+    with store.transaction(conn):
+        conn.execute("DELETE FROM interactions")
+    after, start, end, version = registry.champion_reference(conn, settings)
+    assert version == "v1.0" and len(after) == len(before) > 0
+    assert after.reset_index(drop=True)[list(modeling.FEATURES)].equals(
+        before.reset_index(drop=True)[list(modeling.FEATURES)])
+
+
 def test_registry_row_columns_are_json(env):
     settings, conn, _ = env
     registry.ensure_initial_model(settings, conn, now_s=settings.sim_start_s)

@@ -15,7 +15,8 @@ from rtml.storage.monitoring import insert_alert, recent_alerts
 from tests.conftest import make_settings
 
 TABLES = {"interactions", "generator_batches", "customers", "sim_state", "heartbeats", "predictions",
-          "detector_state", "drift_checks", "drift_results", "alerts", "models", "model_events", "performance"}
+          "detector_state", "drift_checks", "drift_results", "alerts", "models", "model_events", "performance",
+          "model_references"}
 
 
 def test_migration_from_an_empty_file(tmp_path):

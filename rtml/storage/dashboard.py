@@ -94,6 +94,16 @@ def sample_feature(conn: sqlite3.Connection, *, feature: str, start_s: float, en
     return _frame(conn, sql, (start_s, end_s, int(limit)), ("event_time", feature))
 
 
+def reference_sample_feature(conn: sqlite3.Connection, *, version: str, feature: str, limit: int) -> pd.DataFrame:
+    """One feature of ``version``'s stored drift-reference sample (what the detector checks against)."""
+    from rtml.simulation import FEATURES
+
+    if feature not in FEATURES:
+        raise ValueError(f"Unknown feature {feature!r}; known: {', '.join(FEATURES)}")
+    sql = f"SELECT event_time, {feature} FROM model_references WHERE version = ? ORDER BY seq LIMIT ?"
+    return _frame(conn, sql, (version, int(limit)), ("event_time", feature))
+
+
 # -- drift checks and alerts (detector tables) ---------------------------------------------------
 
 def latest_check(conn: sqlite3.Connection) -> dict | None:

@@ -1,6 +1,8 @@
 """SQL of the model lifecycle tables: models, model_events, predictions, performance, detector_state.
 
-Writers: the detector (all five) and the rollback command (models, model_events). Every query
+Also ``model_references``: the drift-reference sample of each champion.
+
+Writers: the detector (all six) and the rollback command (models, model_events). Every query
 is bounded (primary key, an indexed time range or a LIMIT). Functions whose name ends in
 ``_in_transaction`` expect the caller to hold a :func:`rtml.storage.transaction`; the others
 open their own short one when they write.
@@ -257,3 +259,30 @@ def baseline_complete(conn: sqlite3.Connection) -> bool:
     """Whether the generator recorded its baseline as complete (``sim_state.baseline_done``)."""
     r = conn.execute("SELECT value FROM sim_state WHERE key = ?", ("baseline_done",)).fetchone()
     return bool(r and json.loads(r[0]))
+
+
+def write_reference_sample(conn: sqlite3.Connection, version: str, frame) -> int:
+    """Store ``frame`` (``event_time`` + every feature) as ``version``'s drift reference, replacing
+    any earlier sample of that version, in one transaction. Returns the rows written."""
+    from rtml.simulation import FEATURES
+
+    columns = ("event_time",) + FEATURES
+    values = [frame[c].tolist() for c in columns]
+    sql = (f"INSERT INTO model_references (version, seq, {', '.join(columns)}) "
+           f"VALUES (?, ?, {', '.join('?' for _ in columns)})")
+    with transaction(conn):
+        conn.execute("DELETE FROM model_references WHERE version = ?", (version,))
+        conn.executemany(sql, ((version, i, *row) for i, row in enumerate(zip(*values))))
+    return len(frame)
+
+
+def read_reference_sample(conn: sqlite3.Connection, version: str, *, limit: int):
+    """``version``'s stored drift-reference sample (at most ``limit`` rows, in stored order)."""
+    import pandas as pd
+
+    from rtml.simulation import FEATURES
+
+    columns = ("event_time",) + FEATURES
+    rows = conn.execute(f"SELECT {', '.join(columns)} FROM model_references WHERE version = ? ORDER BY seq LIMIT ?",
+                        (version, int(limit))).fetchall()
+    return pd.DataFrame(rows, columns=list(columns))

@@ -194,6 +194,17 @@ CREATE INDEX performance_window_end ON performance (window_end);
 CREATE INDEX models_status ON models (status);
 CREATE INDEX drift_checks_true_drift ON drift_checks (checked_at) WHERE true_intensity > 0;
 """,
+    # 3: each champion's drift reference, kept as a sample so that interaction retention can
+    # never empty it (a champion may serve longer than retention_days).
+    f"""
+CREATE TABLE model_references (
+    version TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_time REAL NOT NULL,
+    {_FEATURE_COLUMNS},
+    PRIMARY KEY (version, seq)
+);
+""",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -65,11 +65,11 @@ def _cached_loaders(ttl_s: float):
             return data.load_snapshot(_db.conn, window_s=window_s)
 
     def distribution(db_key: tuple, feature: str, ref: tuple | None, ref_label: str, cur: tuple | None,
-                     cur_label: str, _db: Database) -> data.Distribution:
+                     cur_label: str, ref_version: str | None, _db: Database) -> data.Distribution:
         with _db.lock:
             return data.load_distribution(_db.conn, feature=feature, reference_window=ref, current_window=cur,
                                           limit=DISTRIBUTION_SAMPLE_ROWS, reference_label=ref_label,
-                                          current_label=cur_label)
+                                          current_label=cur_label, reference_version=ref_version)
 
     cache = st.cache_data(ttl=ttl_s, show_spinner=False, max_entries=64)
     return cache(snapshot), cache(distribution)
@@ -138,8 +138,10 @@ def main() -> None:
         feature = panels.feature_picker(snapshot)
         ref, ref_label, cur, cur_label = data.reference_and_current_windows(
             snapshot, current_window_s=settings.drift.window_minutes * 60)
-        dist = load_distribution((db.path, id(db)), feature, ref, ref_label, cur, cur_label, db) if feature in FEATURES \
-            else None
+        ref_version = ((snapshot.latest_check or {}).get("reference_version")
+                       or (snapshot.champion or {}).get("version"))
+        dist = load_distribution((db.path, id(db)), feature, ref, ref_label, cur, cur_label, ref_version, db) \
+            if feature in FEATURES else None
         left, right = st.columns(2)
         with left:
             panels.drift_statistics(snapshot, feature)

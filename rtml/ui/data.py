@@ -220,7 +220,8 @@ def reference_and_current_windows(snapshot: Snapshot, *, current_window_s: float
 
 def load_distribution(conn: sqlite3.Connection, *, feature: str, reference_window: tuple[float, float] | None,
                       current_window: tuple[float, float] | None, limit: int = 5000,
-                      reference_label: str = "reference", current_label: str = "current") -> Distribution:
+                      reference_label: str = "reference", current_label: str = "current",
+                      reference_version: str | None = None) -> Distribution:
     """Sample ``feature`` on both sides: the newest ``limit`` rows of each window (never more).
 
     Parameters
@@ -233,6 +234,10 @@ def load_distribution(conn: sqlite3.Connection, *, feature: str, reference_windo
     limit : int, default=5000
     reference_label, current_label : str
         Legend names.
+    reference_version : str, optional
+        The model whose stored drift-reference sample is the reference (what the detector checks
+        against; it outlives interaction retention). Without one, or when it has no sample, the
+        reference window's interactions are sampled.
     """
     if feature not in FEATURES:
         raise ValueError(f"The 'feature' parameter of load_distribution must be one of {', '.join(FEATURES)}. "
@@ -244,7 +249,13 @@ def load_distribution(conn: sqlite3.Connection, *, feature: str, reference_windo
         frame = q.sample_feature(conn, feature=feature, start_s=window[0], end_s=window[1] + 1e-6, limit=limit)
         return frame[feature].dropna()
 
+    reference = pd.Series([], dtype=object, name=feature)
+    if reference_version:
+        reference = q.reference_sample_feature(conn, version=reference_version, feature=feature,
+                                               limit=limit)[feature].dropna()
+    if reference.empty:
+        reference = side(reference_window)
     kind = "categorical" if feature in CATEGORICAL_FEATURES else "numerical"
-    return Distribution(feature=feature, kind=kind, reference=side(reference_window), current=side(current_window),
+    return Distribution(feature=feature, kind=kind, reference=reference, current=side(current_window),
                         reference_window=reference_window, current_window=current_window,
                         reference_label=reference_label, current_label=current_label)
