@@ -262,12 +262,12 @@ def baseline_complete(conn: sqlite3.Connection) -> bool:
 
 
 def write_reference_sample(conn: sqlite3.Connection, version: str, frame) -> int:
-    """Store ``frame`` (``event_time`` + every feature) as ``version``'s drift reference, replacing
+    """Store ``frame`` (``event_time``, every feature, ``drift_intensity``) as ``version``'s drift reference, replacing
     any earlier sample of that version, in one transaction. Returns the rows written."""
     from rtml.simulation import FEATURES
 
-    columns = ("event_time",) + FEATURES
-    values = [frame[c].tolist() for c in columns]
+    columns = ("event_time",) + FEATURES + ("drift_intensity",)
+    values = [frame[c].tolist() if c in frame else [None] * len(frame) for c in columns]
     sql = (f"INSERT INTO model_references (version, seq, {', '.join(columns)}) "
            f"VALUES (?, ?, {', '.join('?' for _ in columns)})")
     with transaction(conn):
@@ -282,7 +282,7 @@ def read_reference_sample(conn: sqlite3.Connection, version: str, *, limit: int)
 
     from rtml.simulation import FEATURES
 
-    columns = ("event_time",) + FEATURES
+    columns = ("event_time",) + FEATURES + ("drift_intensity",)
     rows = conn.execute(f"SELECT {', '.join(columns)} FROM model_references WHERE version = ? ORDER BY seq LIMIT ?",
                         (version, int(limit))).fetchall()
     return pd.DataFrame(rows, columns=list(columns))

@@ -202,6 +202,7 @@ CREATE TABLE model_references (
     seq INTEGER NOT NULL,
     event_time REAL NOT NULL,
     {_FEATURE_COLUMNS},
+    drift_intensity REAL,
     PRIMARY KEY (version, seq)
 );
 """,
