@@ -14,7 +14,9 @@ FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 def setup_logging(settings: Settings, component: str, *, to_stderr: bool = True) -> logging.Logger:
     """Send the root logger to ``logs/<component>.log`` (rotating) and, optionally, stderr.
 
-    Returns the component's logger (``rtml.<component>``).
+    On a terminal stderr shows everything the file gets; otherwise (a supervised service, whose
+    stderr is captured to ``logs/<component>.out``) only warnings and errors, so nothing is
+    written twice. Returns the component's logger (``rtml.<component>``).
     """
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -30,6 +32,8 @@ def setup_logging(settings: Settings, component: str, *, to_stderr: bool = True)
     if to_stderr:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(formatter)
+        if not sys.stderr.isatty():
+            stream.setLevel(logging.WARNING)
         root.addHandler(stream)
     root.setLevel(settings.logging.level)
     return logging.getLogger(f"rtml.{component}")

@@ -13,19 +13,25 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
-from rtml.simulation import FEATURES, Batch, CustomerPool
+from rtml.features import CUSTOMER_COLUMNS, FEATURES
+from rtml.features import INTERACTION_COLUMNS as ROW_COLUMNS
 from rtml.storage.db import transaction
 
-INTERACTION_COLUMNS = ("batch_id",) + Batch.COLUMNS
+if TYPE_CHECKING:  # numpy, pandas and the simulator are imported where used, keeping readers light
+    import numpy as np
+    import pandas as pd
+
+    from rtml.simulation import Batch, CustomerPool
+
+INTERACTION_COLUMNS = ("batch_id",) + ROW_COLUMNS
 INSERT_INTERACTION = (f"INSERT INTO interactions ({', '.join(INTERACTION_COLUMNS)}) "
                       f"VALUES ({', '.join('?' for _ in INTERACTION_COLUMNS)})")
-UPSERT_CUSTOMER = (f"INSERT INTO customers (slot, {', '.join(CustomerPool.COLUMNS)}) "
-                   f"VALUES (?, {', '.join('?' for _ in CustomerPool.COLUMNS)}) "
+UPSERT_CUSTOMER = (f"INSERT INTO customers (slot, {', '.join(CUSTOMER_COLUMNS)}) "
+                   f"VALUES (?, {', '.join('?' for _ in CUSTOMER_COLUMNS)}) "
                    "ON CONFLICT (slot) DO UPDATE SET "
-                   + ", ".join(f"{c} = excluded.{c}" for c in CustomerPool.COLUMNS))
+                   + ", ".join(f"{c} = excluded.{c}" for c in CUSTOMER_COLUMNS))
 UPSERT_SIM_STATE = ("INSERT INTO sim_state (key, value) VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 
@@ -74,10 +80,12 @@ def write_batch(conn: sqlite3.Connection, batch: Batch, *, kind: str, sim_start:
     first_tick, n_ticks : int, optional
         Live ticks covered.
     """
+    import numpy as np
+
     with transaction(conn):
         row = conn.execute("SELECT COALESCE(MAX(batch_id), 0) + 1 FROM generator_batches").fetchone()
         batch_id = int(row[0])
-        cols = [batch.columns[c].tolist() for c in Batch.COLUMNS]
+        cols = [batch.columns[c].tolist() for c in ROW_COLUMNS]
         conn.executemany(INSERT_INTERACTION, zip(itertools.repeat(batch_id), *cols))
         first_id = last_id = None
         if len(batch):
@@ -98,8 +106,10 @@ def write_batch(conn: sqlite3.Connection, batch: Batch, *, kind: str, sim_start:
 
 def read_generator_state(conn: sqlite3.Connection) -> GeneratorState:
     """The committed generator state (an empty database gives tick 0, no baseline, no pool)."""
+    from rtml.simulation import CustomerPool
+
     state = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM sim_state")}
-    rows = conn.execute(f"SELECT {', '.join(CustomerPool.COLUMNS)} FROM customers ORDER BY slot").fetchall()
+    rows = conn.execute(f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM customers ORDER BY slot").fetchall()
     pool = CustomerPool.from_rows(rows, next_id=int(state.get("next_customer_id", len(rows) + 1))) if rows else None
     return GeneratorState(next_tick=int(state.get("next_tick", 0)),
                           baseline_done=bool(state.get("baseline_done", False)),
@@ -155,6 +165,8 @@ def read_window(conn: sqlite3.Connection, *, start_s: float, end_s: float,
 
     ``limit`` keeps the newest ``limit`` rows of the window.
     """
+    import pandas as pd
+
     _check_columns(columns)
     cols = ", ".join(columns)
     if limit is None:
@@ -170,15 +182,26 @@ def read_window(conn: sqlite3.Connection, *, start_s: float, end_s: float,
 def read_after_id(conn: sqlite3.Connection, *, after_id: int, limit: int,
                   columns: tuple[str, ...] = ("id", "event_time") + FEATURES) -> pd.DataFrame:
     """Up to ``limit`` interactions with ``id > after_id``, in id order (for scoring)."""
+    import pandas as pd
+
     _check_columns(columns)
     sql = f"SELECT {', '.join(columns)} FROM interactions WHERE id > ? ORDER BY id LIMIT ?"
     return pd.DataFrame(conn.execute(sql, (after_id, limit)).fetchall(), columns=list(columns))
 
 
-_ALLOWED_COLUMNS = frozenset(("id", "batch_id", "customer_id") + Batch.COLUMNS)
+_ALLOWED_COLUMNS = frozenset(("id", "batch_id", "customer_id") + ROW_COLUMNS)
 
 
 def _check_columns(columns: tuple[str, ...]) -> None:
     bad = [c for c in columns if c not in _ALLOWED_COLUMNS]
     if bad:
         raise ValueError(f"Unknown interaction column(s) {bad}; known: {sorted(_ALLOWED_COLUMNS)}")
+
+
+def baseline_done(conn: sqlite3.Connection) -> bool:
+    """Whether the generator has committed the whole baseline (False on an unmigrated database)."""
+    try:
+        row = conn.execute("SELECT value FROM sim_state WHERE key = ?", ("baseline_done",)).fetchone()
+    except sqlite3.OperationalError:  # no sim_state table yet
+        return False
+    return bool(row and json.loads(row[0]))

@@ -1,0 +1,114 @@
+"""The supervisor loop in-process, with tiny stand-in components (fast; real processes)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import threading
+import time
+
+import pytest
+
+from rtml import procs
+from rtml.supervisor import ComponentSpec, Supervisor, describe_exit
+from tests.conftest import make_settings
+
+
+def _spec(name: str, code: str) -> ComponentSpec:
+    return ComponentSpec(name, "unused.py", "heartbeat", lambda python, project, settings: [python, "-c", code])
+
+
+def _run(supervisor: Supervisor) -> threading.Thread:
+    thread = threading.Thread(target=supervisor.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait(predicate, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def fast_settings(tmp_path):
+    return make_settings(tmp_path, **{"supervisor.max_restarts": 2, "supervisor.backoff_initial_seconds": 0.1,
+                                      "supervisor.backoff_max_seconds": 0.4, "supervisor.stop_timeout_s": 3,
+                                      "supervisor.heartbeat_interval_seconds": 0.2})
+
+
+def test_a_crash_loop_is_given_up_with_a_critical_alert(fast_settings):
+    crasher = _spec("detector", "import sys; sys.exit(3)")
+    sup = Supervisor(fast_settings, environ={}, python=sys.executable, project=fast_settings.home,
+                     components=[crasher])
+    sup._installed = lambda m: True
+    thread = _run(sup)
+    try:
+        assert _wait(lambda: sup.managed["detector"].state == "failed")
+        m = sup.managed["detector"]
+        assert m.restarts == 2 and m.last_exit_code == 3
+        assert "exited with code 3" in m.reason and "stays down" in m.reason
+        time.sleep(0.5)  # a heartbeat after giving up
+        conn = sqlite3.connect(fast_settings.db_path)
+        severity, source, message = conn.execute("SELECT severity, source, message FROM alerts").fetchone()
+        assert (severity, source) == ("critical", "supervisor") and "detector" in message
+        details = json.loads(conn.execute("SELECT details FROM heartbeats WHERE component = 'supervisor'")
+                             .fetchone()[0])
+        assert details["components"]["detector"]["state"] == "failed"
+        assert details["components"]["detector"]["restarts"] == 2
+        conn.close()
+        assert not (fast_settings.run_dir / "detector.pid").exists()
+    finally:
+        sup.request_stop()
+        thread.join(10)
+
+
+def test_restart_after_a_kill_and_a_clean_stop(fast_settings):
+    sleeper = _spec("generator", "import time; time.sleep(60)")
+    sup = Supervisor(fast_settings, environ={}, python=sys.executable, project=fast_settings.home,
+                     components=[sleeper])
+    sup._installed = lambda m: True
+    thread = _run(sup)
+    pid_file = fast_settings.run_dir / "generator.pid"
+    try:
+        assert _wait(pid_file.exists)
+        first = procs.read_pid_file(pid_file)
+        assert procs.verify(first) is not None
+        procs.signal_group(first, 9)
+        assert _wait(lambda: (r := procs.read_pid_file(pid_file)) is not None and r.pid != first.pid, 10)
+        m = sup.managed["generator"]
+        assert m.restarts == 1 and m.last_exit_code == -9
+        second = procs.read_pid_file(pid_file)
+    finally:
+        sup.request_stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert procs.verify(second) is None and not pid_file.exists()
+
+
+def test_a_restart_request_restarts_without_counting_a_failure(fast_settings):
+    sleeper = _spec("dashboard", "import time; time.sleep(60)")
+    sup = Supervisor(fast_settings, environ={}, python=sys.executable, project=fast_settings.home,
+                     components=[sleeper])
+    sup._installed = lambda m: True
+    thread = _run(sup)
+    pid_file = fast_settings.run_dir / "dashboard.pid"
+    try:
+        assert _wait(pid_file.exists)
+        first = procs.read_pid_file(pid_file)
+        (fast_settings.run_dir / "dashboard.restart").touch()
+        assert _wait(lambda: (r := procs.read_pid_file(pid_file)) is not None and r.pid != first.pid, 10)
+        assert sup.managed["dashboard"].failures_in_a_row == 0
+        assert procs.verify(first) is None
+    finally:
+        sup.request_stop()
+        thread.join(10)
+
+
+def test_describe_exit():
+    assert describe_exit(0) == "exited with code 0"
+    assert describe_exit(-15) == "was killed by SIGTERM"
