@@ -46,7 +46,7 @@ def test_stationary_checks_store_results_and_raise_nothing(system):
     checks = conn.execute("SELECT id, n_current, n_reference, policy, status, reference_version, true_intensity "
                           "FROM drift_checks ORDER BY id").fetchall()
     assert len(checks) == 4
-    assert all(c[1] > 8000 and c[2] == 3500 and c[3] == "calibrated" and c[4] == "ok" and c[5] == "v1.0"
+    assert all(c[1] > 2500 and c[2] == 3500 and c[3] == "calibrated" and c[4] == "ok" and c[5] == "v1.0"
                and c[6] == 0.0 for c in checks)
     features = [r[0] for r in conn.execute("SELECT feature FROM drift_results WHERE check_id = ? ORDER BY rowid",
                                            (checks[0][0],))]
