@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -129,7 +132,7 @@ class DriftSettings:
 
     check_interval_minutes: float = _opt(5.0, "Simulated minutes between drift checks",
                                          check=_positive, allowed="a number > 0")
-    window_minutes: float = _opt(60.0, "Current window length in simulated minutes",
+    window_minutes: float = _opt(20.0, "Current window length in simulated minutes",
                                  check=_positive, allowed="a number > 0")
     window_rows: int = _opt(0, "If > 0, the current window is the newest N rows instead",
                             check=_non_negative, allowed="an integer >= 0")
@@ -220,6 +223,20 @@ class DashboardSettings:
                                           check=_positive, allowed="a number > 0")
 
 
+def _port(v: int) -> bool:
+    return 1 <= v <= 65535
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The detector's Prometheus /metrics endpoint (docs/metrics.md)."""
+
+    enabled: bool = _opt(True, "Serve Prometheus metrics from the detector")
+    host: str = _opt("127.0.0.1", "Address /metrics binds to (keep 127.0.0.1 unless Prometheus runs elsewhere)",
+                     check=lambda v: bool(v.strip()), allowed="a host name or address")
+    port: int = _opt(9108, "Port of the /metrics endpoint", check=_port, allowed="an integer from 1 to 65535")
+
+
 @dataclass(frozen=True)
 class SupervisorSettings:
     """run_system.sh's supervisor."""
@@ -256,6 +273,7 @@ SECTIONS: dict[str, type] = {
     "alerts": AlertSettings,
     "model": ModelSettings,
     "dashboard": DashboardSettings,
+    "metrics": MetricsSettings,
     "supervisor": SupervisorSettings,
     "logging": LoggingSettings,
 }
@@ -273,6 +291,7 @@ class Settings:
     alerts: AlertSettings
     model: ModelSettings
     dashboard: DashboardSettings
+    metrics: MetricsSettings
     supervisor: SupervisorSettings
     logging: LoggingSettings
 

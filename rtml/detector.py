@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from rtml import performance, registry, scoring
 from rtml.config import Settings
+from rtml.metrics import DetectorMetrics
 from rtml.retraining import RetrainController, RetrainOutcome
 from rtml.simulation import DAY_S
 from rtml.storage import models as store
@@ -93,6 +94,7 @@ class Detector:
         self._last_beat = 0.0
         self._last_retention_day: int | None = None
         self._waiting_logged = False
+        self.metrics = DetectorMetrics(settings)
 
     # -- the unit of work -------------------------------------------------------------------------
     def step(self, now_s: float) -> StepReport:
@@ -110,12 +112,15 @@ class Detector:
         checked, severity = False, None
         interval_s = self.settings.drift.check_interval_minutes * 60.0
         if self._last_check_at is None or now_s - self._last_check_at >= interval_s - 1e-6:
-            checked, severity = True, self._check(now_s)
+            with self.metrics.time_check():
+                checked, severity = True, self._check(now_s)
             self._last_check_at = now_s
         outcome = self.retrainer.poll(now_s)
         started = self.retrainer.maybe_start(now_s, self.serving)
         if started and self.retrainer.block:
             outcome = self.retrainer.poll(now_s)
+        if outcome is not None:
+            self.metrics.observe_training(outcome.details.get("training_seconds"))
         if outcome is not None and outcome.promoted:
             self.sync_champion(now_s)
         self._apply_retention(now_s)
@@ -256,6 +261,7 @@ def run_detector(settings: Settings, conn: sqlite3.Connection, stop: threading.E
     iterations = 0
     now = None
     log.info("Detector started (pid %d)", detector.pid)
+    detector.metrics.start()
     try:
         while not stop.is_set() and (max_iterations is None or iterations < max_iterations):
             now, speed = sim_now(conn)
@@ -270,5 +276,6 @@ def run_detector(settings: Settings, conn: sqlite3.Connection, stop: threading.E
                 stop.wait(min(MAX_LOOP_SLEEP_S, check_s / 4))
     finally:
         detector.close(now)
+        detector.metrics.stop()
         log.info("Detector stopped after %d iterations", iterations)
     return 0

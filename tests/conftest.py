@@ -15,7 +15,10 @@ PYTHON = sys.executable
 
 
 def make_settings(home: Path, **overrides):
-    """Settings for a temp home with the project's defaults and dotted-key overrides."""
+    """Settings for a temp home with the project's defaults and dotted-key overrides.
+
+    The detector's /metrics endpoint is off unless a test turns it on (tests run side by side)."""
+    overrides = {"metrics.enabled": False, **overrides}
     return load_settings(environ={}, home=home, config_file=PROJECT / "config.toml", overrides=overrides)
 
 

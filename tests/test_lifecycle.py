@@ -361,7 +361,8 @@ DETECTOR_SCRIPT = textwrap.dedent("""
 
 
 def test_scoring_is_exactly_once_across_sigkill(tmp_path):
-    overrides = {**FAST, "simulation.scenario": "none", "model.n_estimators": 5, "model.score_batch_rows": 100}
+    overrides = {**FAST, "simulation.scenario": "none", "model.n_estimators": 5, "model.score_batch_rows": 100,
+                 "metrics.enabled": False}
     settings, conn, gen = make_env(tmp_path, **overrides)
     gen.replay(0.5)  # ~22k interactions, ~220 scoring transactions; leaves the clock standing
     _, _, last_baseline = store.baseline_span(conn)
