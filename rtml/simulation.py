@@ -26,18 +26,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-NUMERICAL_FEATURES = ("age", "session_duration_s", "pages_viewed", "previous_purchases",
-                      "days_since_last_visit", "cart_value")
-CATEGORICAL_FEATURES = ("device_type", "traffic_source", "region", "customer_segment")
-FEATURES = NUMERICAL_FEATURES + CATEGORICAL_FEATURES
-LABEL = "converted"
-
-DEVICES = ("desktop", "mobile", "tablet")
-TRAFFIC_SOURCES = ("direct", "search", "social", "email", "ads")
-REGIONS = ("north", "south", "east", "west")
-SEGMENTS = ("budget", "regular", "premium")
-CATEGORIES = {"device_type": DEVICES, "traffic_source": TRAFFIC_SOURCES, "region": REGIONS,
-              "customer_segment": SEGMENTS}
+from rtml.features import (CATEGORICAL_FEATURES, CATEGORIES, CUSTOMER_COLUMNS, DEVICES, FEATURES,  # noqa: F401
+                           INTERACTION_COLUMNS, LABEL, NUMERICAL_FEATURES, REGIONS, SEGMENTS, TRAFFIC_SOURCES)
 
 DAY_S = 86_400.0
 EVOLVE_STEP_S = 3_600.0   # the pool's history advances at least hourly
@@ -161,8 +151,7 @@ class CustomerPool:
     last_visit_time: np.ndarray
     next_id: int
 
-    COLUMNS = ("customer_id", "base_age", "region", "segment", "price_sensitivity", "visit_rate",
-               "propensity", "signup_time", "previous_purchases", "last_visit_time")
+    COLUMNS = CUSTOMER_COLUMNS
 
     def __len__(self) -> int:
         return len(self.customer_id)
@@ -289,7 +278,7 @@ class Batch:
 
     columns: dict[str, np.ndarray]
 
-    COLUMNS = ("event_time", "customer_id") + FEATURES + ("converted", "drift_intensity")
+    COLUMNS = INTERACTION_COLUMNS
 
     def __len__(self) -> int:
         return len(self.columns["event_time"])

@@ -6,7 +6,7 @@ migration that has shipped; append a new one.
 
 from __future__ import annotations
 
-from rtml.simulation import CATEGORICAL_FEATURES, NUMERICAL_FEATURES
+from rtml.features import CATEGORICAL_FEATURES, NUMERICAL_FEATURES
 
 _FEATURE_COLUMNS = ",\n    ".join(
     [f"{name} REAL" for name in NUMERICAL_FEATURES] + [f"{name} TEXT" for name in CATEGORICAL_FEATURES])
