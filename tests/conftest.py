@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -31,3 +32,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_db(db: Path, predicate, *, timeout_s: float = 30.0, poll_s: float = 0.2) -> bool:
+    """Poll a database read-only until ``predicate(conn)`` is true (errors while it is being
+    created count as "not yet"); return whether it became true within ``timeout_s``."""
+    import time
+
+    from rtml.storage import StorageError, connect_readonly
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        time.sleep(poll_s)
+        try:
+            with connect_readonly(db) as ro:
+                if predicate(ro):
+                    return True
+        except (StorageError, sqlite3.Error):
+            pass
+    return False
