@@ -21,8 +21,9 @@ times complete checks (reference + current -> per-feature statistics and verdict
 
 The two library venvs are created on first run (``python -m venv`` + pip, pinned below; never
 in requirements.txt). Results: a markdown table on stdout, JSON in ``bench/results/drift.json``.
-Timings are medians over the repeats (after one warm-up run for sizes up to 100k rows); memory is
-the worker's peak RSS and the tracemalloc peak of one extra run.
+Timings are medians over the repeats (after one warm-up run for sizes up to 100k rows; at least 21
+repeats for rtml and plain below 1M rows); memory is the worker's peak RSS and the tracemalloc peak
+of one extra run. The 1-minute load average is recorded before each size and after each worker.
 """
 
 from __future__ import annotations
@@ -153,12 +154,19 @@ def run_worker(python: Path, impl: str, ref: Path, cur: Path, *, repeat: int, wa
     return out
 
 
+#: Repeats of the fast implementations below 1M rows (cheap, and the machine is often shared).
+FAST_REPEAT = 21
+
+
 def repeats_for(impl: str, n_ref: int, base: int) -> tuple[int, int]:
-    """(repeat, warmup): fewer repeats and no warm-up at 1M rows for the slow libraries."""
+    """(repeat, warmup): fewer repeats and no warm-up at 1M rows for the slow libraries; at least
+    :data:`FAST_REPEAT` repeats for rtml and plain below 1M rows (their medians are then stable)."""
     if n_ref >= 1_000_000:
         return (1, 0) if impl in ("evidently", "nannyml") else (max(1, min(base, 3)), 0)
+    if impl in ("rtml", "plain"):
+        return max(base, FAST_REPEAT), 1
     if n_ref >= 100_000:
-        return (max(1, min(base, 3)) if impl in ("evidently", "nannyml") else base), 1
+        return max(1, min(base, 3)), 1
     return base, 1
 
 
@@ -242,10 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[bench] {name}: {err}", file=sys.stderr)
 
     results = []
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="rtml-bench-") as tmp:
         for n_ref, n_cur in args.sizes:
             ref, cur = write_data(Path(tmp), n_ref, n_cur)
-            size = {"n_reference": n_ref, "n_current": n_cur, "impls": {}}
+            size = {"n_reference": n_ref, "n_current": n_cur, "impls": {}, "loadavg_before": os.getloadavg()}
             for impl in impls:
                 if impl in errors:
                     size["impls"][impl] = {"error": errors[impl]}
@@ -253,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 repeat, warmup = repeats_for(impl, n_ref, args.repeat)
                 print(f"[bench] {n_ref}/{n_cur} {impl} (repeat {repeat}, warm-up {warmup})...", file=sys.stderr)
                 r = run_worker(pythons[impl], impl, ref, cur, repeat=repeat, warmup=warmup, timeout_s=args.timeout)
+                r["loadavg_after"] = os.getloadavg()
                 size["impls"][impl] = r
                 if "error" in r:
                     print(f"[bench]   {r['error']}", file=sys.stderr)
@@ -267,11 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {line}")
     load = os.getloadavg()
     meta = {"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
-            "loadavg_at_end": load, "command": " ".join([Path(sys.executable).name, *sys.argv])}
+            "loadavg_at_start": load_start, "loadavg_at_end": load,
+            "command": " ".join([Path(sys.executable).name, *sys.argv])}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"meta": meta, "sizes": results, "targets": verdicts, "markdown": table},
                                       indent=2))
-    print(f"\n(load average at the end: {load[0]:.1f}; JSON in {args.output})", file=sys.stderr)
+    print(f"\n(1-min load average at the start {load_start[0]:.1f}, at the end {load[0]:.1f}; JSON in {args.output})",
+          file=sys.stderr)
     return 0
 
 

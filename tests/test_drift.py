@@ -425,3 +425,62 @@ def test_calibrated_detects_a_small_shift_in_small_windows():
         result = check(reference=profile, current=current)
         assert result.dataset_drift, i
         assert {f.feature for f in result.features if f.drifted} <= {"n1", "n4", "n8", "n9"}  # n9 correlates with n4
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast paths (issue 3): the same numbers as scipy and as the straightforward computation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_kstwo_sf_fast_branches_match_scipy():
+    from rtml.drift import _kstwo_sf
+
+    rng = np.random.default_rng(11)
+    for n in (141, 200, 438, 1000, 5000, 24_999, *rng.integers(141, 25_000, 8).tolist()):
+        n = int(n)
+        pelz_good = np.sqrt(rng.uniform(1.0 / n, 2.2, 40) / n)  # n x^2 < 2.2
+        durbin = (1.4 / n) ** (2 / 3) * rng.uniform(0.3, 1.0, 10)  # n x^1.5 <= 1.4
+        others = [0.0, 0.3 / n, 1.5 / n, np.sqrt(3.0 / n), 0.5, 0.7, 1.0]  # delegated to scipy
+        for x in [*pelz_good, *durbin, *others]:
+            assert _kstwo_sf(n, float(x)) == pytest.approx(stats.kstwo.sf(float(x), n), rel=0, abs=1e-12), (n, x)
+    for n in (30, 100, 140):  # small n: scipy itself
+        assert _kstwo_sf(n, 0.2) == stats.kstwo.sf(0.2, n)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: (rng.normal(size=60_000), rng.normal(size=50_000)),  # blocks, all distinct
+        lambda rng: (rng.normal(size=60_000), rng.normal(0.02, size=50_000)),
+        lambda rng: (  # blocks with ties inside the current sample and with the reference
+            np.where(rng.random(40_000) < 0.4, 0.0, np.round(rng.exponential(5.0, 40_000), 3)),
+            np.where(rng.random(30_000) < 0.4, 0.0, np.round(rng.exponential(5.1, 30_000), 3)),
+        ),
+        lambda rng: (np.arange(20_000.0), np.arange(20_000.0)[::-1].copy()),  # D = 0: every block opened
+        lambda rng: (rng.normal(size=5_000), rng.normal(3.0, size=9_000)),  # far apart
+    ],
+)
+def test_ks_statistic_with_blocks_is_scipys(make):
+    reference, current = make(np.random.default_rng(12))
+    expected = stats.ks_2samp(reference, current, method="asymp")
+    got = ks_2samp_sorted(reference_sorted=np.sort(reference), current_sorted=np.sort(current))
+    assert got.statistic == expected.statistic
+    if reference.size * current.size / (reference.size + current.size) <= 25_000:
+        assert got.pvalue == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-12)
+
+
+def test_arrow_strings_are_counted_like_objects():
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(13)
+    values = np.array(["a", "b", "c", None, "d"], dtype=object)
+    reference = rng.choice(values[:4], 3000, p=[0.5, 0.3, 0.15, 0.05])
+    current = rng.choice(values, 700, p=[0.4, 0.3, 0.15, 0.1, 0.05])
+    results = []
+    for dtype in (object, "string[pyarrow]", "str"):
+        ref, cur = pd.Series(reference, dtype=dtype), pd.Series(current, dtype=dtype)
+        profile = ReferenceProfile.fit({"c": ref}, categorical=["c"])
+        results.append(check(reference=profile, current={"c": cur}).to_dict())
+    assert results[1] == results[0] and results[2] == results[0]
+    f = results[0]["features"][0]
+    assert f["missing_rate_current"] == pytest.approx((current == None).mean())  # noqa: E711
+    assert f["unseen_share"] == pytest.approx((current == "d").sum() / (current != None).sum())  # noqa: E711
