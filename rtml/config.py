@@ -251,7 +251,7 @@ class SupervisorSettings:
                                       allowed="a number >= 0")
     stop_timeout_s: float = _opt(15.0, "Seconds to wait after SIGTERM before SIGKILL",
                                  check=_positive, allowed="a number > 0")
-    heartbeat_interval_seconds: float = _opt(2.0, "Real seconds between heartbeats of each component",
+    heartbeat_interval_seconds: float = _opt(5.0, "Real seconds between heartbeats of each component",
                                              check=_positive, allowed="a number > 0")
 
 

@@ -14,6 +14,12 @@ call it directly with their own clock; :func:`run_detector` calls it on the shar
 4. collects a finished training, or starts one when requested and allowed
    (:mod:`rtml.retraining`; training runs in a background thread);
 5. writes the ``detector`` heartbeat every ``supervisor.heartbeat_interval_seconds`` (real).
+
+Between steps :func:`run_detector` sleeps until the next thing is due (:meth:`Detector.seconds_until_due`):
+the generator's next tick (new rows to score), the next drift check, the next heartbeat, the
+end of a retraining cooldown, the next retention day, or a poll of a running training — so at
+speed 1 the loop wakes a few times a minute, and at high speed as often as the ticks need.
+``stop`` (SIGTERM) interrupts the sleep at once.
 """
 
 from __future__ import annotations
@@ -39,7 +45,11 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "detector"
 MAX_SCORE_BATCHES_PER_STEP = 20   # a backlog is worked off over several steps, keeping the loop responsive
-MAX_LOOP_SLEEP_S = 0.5
+MAX_LOOP_SLEEP_S = 10.0     # never sleep longer than this between steps (registry changes by the CLI are followed)
+MIN_LOOP_SLEEP_S = 0.05     # ... nor shorter (very high speeds: ticks are then written several at a time)
+WAITING_POLL_S = 0.5        # no clock or no model yet: look again this often
+TRAINING_POLL_S = 0.5       # a training runs in the background: collect it this soon after it finishes
+TICK_MARGIN_S = 0.2         # wake this long (real; at most a fifth of a tick) after a tick: its batch is committed
 
 
 class DriftMonitorLike(Protocol):
@@ -218,6 +228,33 @@ class Detector:
                 "scoring_cursor": self.cursor, "training": self.retrainer.in_progress,
                 "retrain_pending": self.retrainer.pending_reason, "last_check_at": self._last_check_at}
 
+    def seconds_until_due(self, now_s: float, speed: float) -> float:
+        """Real seconds from simulated ``now_s`` until the next step has something to do.
+
+        The earliest of: the generator's next tick (plus a small margin so its batch is
+        committed), the next drift check, the next heartbeat, the end of the retraining cooldown
+        while a request waits, the next simulated day (retention), a poll of a running training;
+        clipped to ``[MIN_LOOP_SLEEP_S, MAX_LOOP_SLEEP_S]``.
+        """
+        speed = max(float(speed), 1e-9)
+        if self.serving is None:
+            return WAITING_POLL_S
+        sim = self.settings.simulation
+        tick_s = float(sim.tick_seconds)
+        since_start = now_s - self.settings.sim_start_s
+        to_tick_real = (tick_s - since_start % tick_s) / speed
+        due = [to_tick_real + min(TICK_MARGIN_S, 0.2 * tick_s / speed),
+               self.settings.supervisor.heartbeat_interval_seconds - (time.monotonic() - self._last_beat),
+               (DAY_S - now_s % DAY_S) / speed]
+        if self._last_check_at is not None:
+            interval_s = self.settings.drift.check_interval_minutes * 60.0
+            due.append((self._last_check_at + interval_s - now_s) / speed)
+        if self.retrainer.in_progress:
+            due.append(TRAINING_POLL_S)
+        elif self.retrainer.pending_reason is not None:
+            due.append(self.retrainer.cooldown_left_s(now_s) / speed)
+        return min(max(min(due), MIN_LOOP_SLEEP_S), MAX_LOOP_SLEEP_S)
+
     def heartbeat(self, now_s: float | None, *, state: str = "running", force: bool = False) -> None:
         """Write the ``detector`` heartbeat if ``heartbeat_interval_seconds`` (real) have passed."""
         if not force and time.monotonic() - self._last_beat < self.settings.supervisor.heartbeat_interval_seconds:
@@ -264,16 +301,17 @@ def run_detector(settings: Settings, conn: sqlite3.Connection, stop: threading.E
     detector.metrics.start()
     try:
         while not stop.is_set() and (max_iterations is None or iterations < max_iterations):
-            now, speed = sim_now(conn)
+            real_before = time.time()
+            now, speed = sim_now(conn, real_now=real_before)
             if now is None:
                 detector.heartbeat(None, state="waiting")
-                stop.wait(MAX_LOOP_SLEEP_S)
+                stop.wait(WAITING_POLL_S)
                 continue
             report = detector.step(now)
             iterations += 1
             if not report.more_pending:
-                check_s = settings.drift.check_interval_minutes * 60.0 / max(speed, 1e-9)
-                stop.wait(min(MAX_LOOP_SLEEP_S, check_s / 4))
+                # now + the step's own duration: the clock moved on while the step ran
+                stop.wait(detector.seconds_until_due(now + (time.time() - real_before) * speed, speed))
     finally:
         detector.close(now)
         detector.metrics.stop()

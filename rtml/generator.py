@@ -197,7 +197,8 @@ class Generator:
                                                        self.sim_time))
                 last_beat = time.monotonic()
             wait_sim = self.sim.tick_time(self.next_tick + 1) - now_sim
-            stop.wait(max(0.0, min(wait_sim / speed, interval, 1.0)))
+            to_beat = interval - (time.monotonic() - last_beat)
+            stop.wait(max(0.0, min(wait_sim / speed, to_beat)))  # the next tick or heartbeat, whichever is first
         self.heartbeat("stopped")
         log.info("Generator stopped after %d batches at simulated %s", batches, _iso(self.sim_time))
         return batches

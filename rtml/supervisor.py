@@ -67,7 +67,7 @@ log = logging.getLogger("rtml.supervisor")  # also when run as __main__
 SUPERVISOR = "supervisor"
 SUPERVISOR_MARKER = "rtml.supervisor"
 POLL_S = 0.5
-DASHBOARD_PROBE_S = 2.0
+DASHBOARD_PROBE_S = 2.0  # at least; once per heartbeat interval (the probe's time is the dashboard's heartbeat)
 STABLE_AFTER_S = 60.0  # a component up this long has its backoff reset
 
 
@@ -171,10 +171,12 @@ class Supervisor:
         for m in self.managed.values():
             if m.state == "stopped":
                 self._start(m)
+        states: tuple = ()
         while not self.stop_event.is_set():
             for m in self.managed.values():
                 self._tick(m)
-            self._heartbeat()
+            before, states = states, tuple(m.state for m in self.managed.values())
+            self._heartbeat(force=states != before)  # a state change is published at once (wait-ready, status)
             self.stop_event.wait(POLL_S)
         log.info("Supervisor stopping every component")
         self.stop_all()
@@ -268,7 +270,8 @@ class Supervisor:
             self._exited(m, code=code)
             return
         if m.spec.ready == "http":
-            if now - m.last_probe >= DASHBOARD_PROBE_S or m.state == "starting":
+            if now - m.last_probe >= max(DASHBOARD_PROBE_S, self.sup.heartbeat_interval_seconds) \
+                    or m.state == "starting":
                 m.last_probe = now
                 if health.dashboard_healthy(self.settings.dashboard.host, self.settings.dashboard.port,
                                             timeout_s=1.0):

@@ -401,3 +401,23 @@ def test_scoring_is_exactly_once_across_sigkill(tmp_path):
     assert n_pred == n_int == total
     assert store.read_state(conn, "scoring_cursor") == conn.execute("SELECT MAX(id) FROM interactions").fetchone()[0]
     assert read_heartbeats(conn)["detector"].state == "stopped"
+
+
+def test_the_loop_sleeps_until_the_next_due_thing(tmp_path):
+    """Speed 1: nothing is due for seconds (the next tick, heartbeat or check); speed 60: a check
+    every 5 sim-minutes is 5 real seconds apart and the loop wakes for it (and for every tick)."""
+    settings, conn, gen = make_env(tmp_path, **{"simulation.scenario": "none"})
+    detector = Detector(settings, conn, OracleMonitor(conn))
+    replay(gen, detector, hours=1)
+    now = gen.sim_time + 1.0  # 1 sim second after a tick: the next one is 29 sim seconds away
+    detector.step(now)
+    detector.heartbeat(now, force=True)  # the next heartbeat is heartbeat_interval (real) away
+    beat = settings.supervisor.heartbeat_interval_seconds
+    tick = settings.simulation.tick_seconds
+    assert detector.seconds_until_due(now, 1.0) == pytest.approx(min(beat, tick - 1.0 + 0.2), abs=0.1)
+    check_at = detector._last_check_at + settings.drift.check_interval_minutes * 60.0
+    assert detector.seconds_until_due(check_at - 60.0, 1.0) <= beat
+    # speed 60: ticks are 0.5 real s apart and wake the loop; a check due in 2 sim s wakes it within 2/60 s
+    assert detector.seconds_until_due(now, 60.0) == pytest.approx((tick - 1.0) / 60 + 0.1, abs=0.02)
+    assert detector.seconds_until_due(check_at - 2.0, 60.0) == pytest.approx(0.05, abs=1e-6)  # MIN_LOOP_SLEEP_S
+    assert detector.seconds_until_due(check_at - 6.0, 60.0) <= 0.1 + 1e-6

@@ -212,9 +212,12 @@ def test_kill_9_is_restarted_within_10_s(system, component):
 
 def _assert_database_whole(home: Path) -> None:
     """integrity_check ok; generator batches continuous; every committed batch's rows present."""
-    conn = sqlite3.connect(f"file:{home / 'data' / 'monitoring.db'}?mode=ro", uri=True, timeout=10)
+    conn = sqlite3.connect(f"file:{home / 'data' / 'monitoring.db'}?mode=ro", uri=True, timeout=10,
+                           isolation_level=None)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # One read transaction: the running generator's commits must not land between the reads.
+        conn.execute("BEGIN")
         batches = conn.execute("SELECT batch_id, n_rows, first_id, last_id FROM generator_batches "
                                "ORDER BY batch_id").fetchall()
         assert [b[0] for b in batches] == list(range(1, len(batches) + 1))
@@ -232,6 +235,7 @@ def _assert_database_whole(home: Path) -> None:
         assert bad == []
         total = conn.execute("SELECT COUNT(*) FROM interactions").fetchone()[0]
         assert total == sum(b[1] for b in batches)
+        conn.execute("COMMIT")
     finally:
         conn.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from rtml.ui.transforms import (PVALUE_STATISTICS, SEVERITY_COLOURS, SEVERITY_ORDER, STATISTIC_LABELS,
                                 fmt_time, to_datetime)
@@ -33,56 +32,88 @@ def _vline_shapes(times: pd.Series, *, colour: str, width: float, dash: str | No
                  line=dict(color=colour, width=width, dash=dash)) for t in to_datetime(times)]
 
 
-def _event_lines(fig: go.Figure, alerts: pd.DataFrame, changes: pd.DataFrame, *, rows: list[int] | None = None,
-                 marker_y: float | None = None) -> None:
-    """Vertical lines where alerts fired (by severity) and where the model version changed."""
-    rows = rows or [1]
-    target = dict(row=rows[0], col=1) if len(rows) > 1 else {}
-    shapes = list(fig.layout.shapes or [])
+def _event_traces_and_shapes(alerts: pd.DataFrame, changes: pd.DataFrame, *, marker_y: float | None = None,
+                             axes: dict | None = None) -> tuple[list[go.Scatter], list[dict]]:
+    """Markers and vertical lines where alerts fired (by severity) and where the model version changed.
+
+    ``axes`` (e.g. ``{"xaxis": "x", "yaxis": "y"}``) puts the markers on one subplot.
+    """
+    axes = axes or {}
+    traces, shapes = [], []
     for severity in SEVERITY_ORDER:
         sub = alerts[alerts["severity"] == severity].head(MAX_EVENT_LINES) if len(alerts) else alerts
         if not len(sub):
             continue
         shapes += _vline_shapes(sub["created_at"], colour=SEVERITY_COLOURS[severity], width=1, dash="dot",
                                 opacity=0.6)
-        fig.add_trace(go.Scatter(x=to_datetime(sub["created_at"]), y=[marker_y] * len(sub), mode="markers",
+        traces.append(go.Scatter(x=to_datetime(sub["created_at"]), y=[marker_y] * len(sub), mode="markers",
                                  marker=dict(color=SEVERITY_COLOURS[severity], symbol="triangle-down", size=10),
                                  name=f"{severity} alert", text=sub["message"], showlegend=True,
-                                 hovertemplate="%{x}<br>%{text}<extra></extra>"), **target)
+                                 hovertemplate="%{x}<br>%{text}<extra></extra>", **axes))
     tail = changes.tail(MAX_EVENT_LINES)
     if len(tail):
         shapes += _vline_shapes(tail["at"], colour=PROMOTION_COLOUR, width=2, dash=None)
-        fig.add_trace(go.Scatter(x=to_datetime(tail["at"]), y=[marker_y] * len(tail), mode="markers",
+        traces.append(go.Scatter(x=to_datetime(tail["at"]), y=[marker_y] * len(tail), mode="markers",
                                  marker=dict(color=PROMOTION_COLOUR, symbol="star", size=12),
                                  name="model version change", showlegend=True,
                                  text=[f"{e.replace('_', ' ')} {v}" for e, v in zip(tail["event"], tail["version"])],
-                                 hovertemplate="%{x}<br>%{text}<extra></extra>"), **target)
-    fig.update_layout(shapes=shapes)
+                                 hovertemplate="%{x}<br>%{text}<extra></extra>", **axes))
+    return traces, shapes
+
+
+def _stacked_axes(n: int, *, spacing: float, titles: list[str], title_size: int) -> dict:
+    """The layout ``make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=spacing,
+    subplot_titles=titles)`` builds — axes, domains and title annotations — as a plain dict
+    (make_subplots itself costs more than the rest of the figure)."""
+    heights = [(1.0 - spacing * (n - 1)) / n] * n
+    layout: dict = {}
+    annotations = []
+    for i in range(1, n + 1):
+        suffix = "" if i == 1 else str(i)
+        k = n - i  # rows below this one (make_subplots' arithmetic, so the domains match it exactly)
+        bottom = min(max(sum(heights[:k]) + k * spacing, 0.0), 1.0)
+        top = min(max(bottom + heights[i - 1], 0.0), 1.0)
+        xaxis = {"anchor": f"y{suffix}", "domain": [0.0, 1.0]}
+        if i < n:
+            xaxis.update(matches=f"x{n}", showticklabels=False)
+        layout[f"xaxis{suffix}"] = xaxis
+        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "domain": [bottom, top]}
+        annotations.append({"font": {"size": title_size}, "showarrow": False, "text": titles[i - 1], "x": 0.5,
+                            "xanchor": "center", "xref": "paper", "y": top, "yanchor": "bottom", "yref": "paper"})
+    layout["annotations"] = annotations
+    return layout
 
 
 def drift_statistics_figure(series: pd.DataFrame, alerts: pd.DataFrame, changes: pd.DataFrame, *,
                             feature: str) -> go.Figure:
     """One feature's statistics over time, one panel each, with its threshold as a dashed line.
 
-    P-values are on a log axis (drift is *below* the line); effect sizes drift *above* it.
+    P-values are on a log axis (drift is *below* the line); effect sizes drift *above* it. The
+    stacked panels are laid out by hand (what ``make_subplots(shared_xaxes=True)`` would build)
+    and the figure is validated once, in one constructor call.
     """
     stats = list(dict.fromkeys(series["statistic"]))
-    fig = make_subplots(rows=max(len(stats), 1), cols=1, shared_xaxes=True, vertical_spacing=0.04,
-                        subplot_titles=[STATISTIC_LABELS.get(s, s) + (" (log; drift below line)" if s in PVALUE_STATISTICS
-                                                                      else " (drift above line)") for s in stats])
+    n = max(len(stats), 1)
+    titles = [STATISTIC_LABELS.get(s, s) + (" (log; drift below line)" if s in PVALUE_STATISTICS
+                                            else " (drift above line)") for s in stats]
+    layout = _stacked_axes(n, spacing=0.04, titles=titles + [""] * (n - len(titles)), title_size=12)
+    if not stats:
+        layout["annotations"] = []
+    traces = []
     for i, stat in enumerate(stats, start=1):
+        axes = dict(xaxis=f"x{i if i > 1 else ''}", yaxis=f"y{i if i > 1 else ''}")
         part = series[series["statistic"] == stat]
-        fig.add_trace(go.Scatter(x=part["time"], y=part["value"], mode="lines", name=STATISTIC_LABELS.get(stat, stat),
-                                 line=dict(color="#1f77b4", width=1.8), showlegend=False), row=i, col=1)
+        traces.append(go.Scatter(x=part["time"], y=part["value"], mode="lines", name=STATISTIC_LABELS.get(stat, stat),
+                                 line=dict(color="#1f77b4", width=1.8), showlegend=False, **axes))
         if part["threshold"].notna().any():
-            fig.add_trace(go.Scatter(x=part["time"], y=part["threshold"], mode="lines", name="threshold",
+            traces.append(go.Scatter(x=part["time"], y=part["threshold"], mode="lines", name="threshold",
                                      line=dict(color="#d62728", width=1.5, dash="dash", shape="hv"),
-                                     showlegend=i == 1, legendgroup="threshold"), row=i, col=1)
+                                     showlegend=i == 1, legendgroup="threshold", **axes))
         if stat in PVALUE_STATISTICS:
-            fig.update_yaxes(type="log", row=i, col=1)
-    _event_lines(fig, alerts, changes, rows=list(range(1, len(stats) + 1)) or None)
-    fig.update_annotations(font_size=12)
-    return _layout(fig, height=100 + 150 * max(len(stats), 1))
+            layout[f"yaxis{i if i > 1 else ''}"]["type"] = "log"
+    events, shapes = _event_traces_and_shapes(alerts, changes, axes=dict(xaxis="x", yaxis="y") if n > 1 else None)
+    layout["shapes"] = shapes
+    return _layout(go.Figure(data=traces + events, layout=layout), height=100 + 150 * n)
 
 
 def heatmap_figure(features: list[str], times: pd.Series, score: np.ndarray, drifted: np.ndarray) -> go.Figure:
@@ -137,8 +168,9 @@ def performance_figure(performance: pd.DataFrame, changes: pd.DataFrame, *,
                                      customdata=performance["model_version"],
                                      hovertemplate="%{x}<br>%{y:.3f} (model %{customdata})<extra></extra>"))
     empty = pd.DataFrame(columns=["created_at", "severity", "message"])
-    _event_lines(fig, empty, changes, marker_y=1.0)
-    fig.update_yaxes(title="metric over the window")
+    events, shapes = _event_traces_and_shapes(empty, changes, marker_y=1.0)
+    fig.add_traces(events)
+    fig.update_layout(shapes=shapes, yaxis_title="metric over the window")
     return _layout(fig, height=340)
 
 

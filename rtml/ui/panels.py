@@ -7,6 +7,8 @@ instead of an empty chart when its data does not exist yet.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 import pandas as pd
@@ -23,6 +25,42 @@ from rtml.ui.transforms import (SEVERITY_ORDER, DriftStatus, alerts_table, defau
                                 version_changes)
 
 STATUS_DELTA_COLOURS = {"critical": "red", "warning": "orange", "watch": "yellow", "ok": "green", "unknown": "gray"}
+MAX_CACHED_FIGURES = 24
+
+_figures: OrderedDict = OrderedDict()
+_figures_lock = threading.Lock()
+
+
+def _rows_key(frame: pd.DataFrame, column: str) -> tuple:
+    """Identity of an insert-only table's rows in a frame: count, first and last id."""
+    if not len(frame) or column not in frame:
+        return (len(frame),)
+    return len(frame), int(frame[column].iloc[0]), int(frame[column].iloc[-1])
+
+
+def clear_figure_cache() -> None:
+    """Forget every cached figure (another database file: its ids mean other rows)."""
+    with _figures_lock:
+        _figures.clear()
+
+
+def _figure(key: tuple, build: Callable[[], object]):
+    """The figure for ``key``, built once: a refresh whose data did not change (no new check,
+    alert, model event or performance window) reuses it instead of building it again.
+
+    Keys name the rows a chart is drawn from (the tables are insert-only), so equal keys mean
+    equal figures. Shared by all sessions; Streamlit only reads a figure (``to_dict``)."""
+    with _figures_lock:
+        fig = _figures.get(key)
+        if fig is not None:
+            _figures.move_to_end(key)
+            return fig
+    fig = build()
+    with _figures_lock:
+        _figures[key] = fig
+        while len(_figures) > MAX_CACHED_FIGURES:
+            _figures.popitem(last=False)
+    return fig
 
 
 def current_status(snapshot: Snapshot, settings: Settings) -> DriftStatus:
@@ -136,8 +174,9 @@ def drift_heatmap(snapshot: Snapshot) -> None:
         st.info("No drift checks in this window yet. The detector compares the newest window with the reference "
                 "every few simulated minutes once it has a champion model.")
         return
-    features, times, score, drifted = heatmap_matrix(snapshot.results, snapshot.checks)
-    st.plotly_chart(charts.heatmap_figure(features, times, score, drifted), key="heatmap")
+    key = ("heatmap", _rows_key(snapshot.checks, "id"), len(snapshot.results))
+    st.plotly_chart(_figure(key, lambda: charts.heatmap_figure(*heatmap_matrix(snapshot.results, snapshot.checks))),
+                    key="heatmap")
     st.caption("Each cell is one feature at one check: its strongest statistic divided by its threshold "
                "(1 = at the threshold; red = past it). Hover for the verdict.")
 
@@ -157,14 +196,22 @@ def drift_statistics(snapshot: Snapshot, feature: str) -> None:
     """One feature's statistics over time with thresholds, alerts and promotions."""
     if not len(snapshot.checks):
         return
-    series = statistic_series(snapshot.results, snapshot.checks, feature)
-    if not len(series):
+    key = ("drift_stats", feature, _rows_key(snapshot.checks, "id"), len(snapshot.results),
+           _rows_key(snapshot.alerts, "id"), _rows_key(snapshot.model_events, "id"))
+
+    def build():
+        series = statistic_series(snapshot.results, snapshot.checks, feature)
+        if not len(series):
+            return False  # cached too: no statistics for this feature in these checks
+        return charts.drift_statistics_figure(series, snapshot.alerts, version_changes(snapshot.model_events),
+                                              feature=feature)
+
+    fig = _figure(key, build)
+    if fig is False:
         st.info(f"No statistics for {feature} in this window.")
         return
-    changes = version_changes(snapshot.model_events)
     st.markdown(f"**{feature}: drift statistics per check**")
-    st.plotly_chart(charts.drift_statistics_figure(series, snapshot.alerts, changes, feature=feature),
-                    key="drift_stats")
+    st.plotly_chart(fig, key="drift_stats")
     st.caption("Dotted lines: alerts (red critical, orange warning, blue info). Green lines: a new model "
                "version was promoted.")
 
@@ -197,9 +244,12 @@ def distribution_panel(snapshot: Snapshot, dist: Distribution | None) -> None:
         return
     if not len(dist.reference):
         st.warning("The reference window has no rows left (deleted by retention?); showing the current side only.")
-    st.plotly_chart(charts.distribution_figure(dist.reference, dist.current, kind=dist.kind,
-                                               reference_label=dist.reference_label, current_label=dist.current_label),
-                    key="distribution")
+    key = ("distribution", dist.feature, dist.reference_window, dist.current_window, dist.reference_label,
+           dist.current_label, len(dist.reference), len(dist.current),
+           (snapshot.latest_check or {}).get("reference_version"))
+    st.plotly_chart(_figure(key, lambda: charts.distribution_figure(
+        dist.reference, dist.current, kind=dist.kind, reference_label=dist.reference_label,
+        current_label=dist.current_label)), key="distribution")
     windows = []
     for label, window in ((dist.reference_label, dist.reference_window), (dist.current_label, dist.current_window)):
         if window:
@@ -228,9 +278,11 @@ def performance_panel(snapshot: Snapshot) -> None:
     if snapshot.champion is None and not len(snapshot.models):
         st.info("No model yet: the detector trains the first one on the baseline, then scores every interaction.")
         return
-    changes = version_changes(snapshot.model_events)
     if len(snapshot.performance):
-        st.plotly_chart(charts.performance_figure(snapshot.performance, changes), key="performance")
+        key = ("performance", _rows_key(snapshot.performance, "id"), _rows_key(snapshot.model_events, "id"))
+        st.plotly_chart(_figure(key, lambda: charts.performance_figure(snapshot.performance,
+                                                                       version_changes(snapshot.model_events))),
+                        key="performance")
         st.caption("Each point: the serving model's metrics over one window of labelled interactions. "
                    "Green lines: promotions.")
     else:
@@ -288,7 +340,9 @@ def truth_panel(snapshot: Snapshot) -> None:
     if not len(snapshot.checks):
         st.info("No drift checks in this window yet.")
         return
-    st.plotly_chart(charts.truth_figure(snapshot.checks, snapshot.alerts, onset_s=onset.onset_s if onset else None,
-                                        first_critical_s=onset.first_critical_s if onset else None), key="truth")
+    onset_s, first_critical_s = (onset.onset_s, onset.first_critical_s) if onset else (None, None)
+    key = ("truth", _rows_key(snapshot.checks, "id"), _rows_key(snapshot.alerts, "id"), onset_s, first_critical_s)
+    st.plotly_chart(_figure(key, lambda: charts.truth_figure(snapshot.checks, snapshot.alerts, onset_s=onset_s,
+                                                             first_critical_s=first_critical_s)), key="truth")
     st.caption("Grey: the drift the simulator injected (mean over each check's window; the detector never sees it). "
                "Blue: the share of features the detector flagged. Triangles: drift alerts.")
