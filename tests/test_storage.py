@@ -261,10 +261,9 @@ def test_drop_schema_is_for_postgres_only(tmp_path):
         drop_schema(connect(tmp_path / "m.db"))
 
 
-def test_postgres_reset_drops_every_table(backend):
-    if not backend.is_postgres:
-        pytest.skip("PostgreSQL only (SQLite reset deletes the file)")
-    conn = connect(backend.target())
+def test_postgres_reset_drops_every_table(postgres_database):
+    """PostgreSQL only (a SQLite reset deletes the file); skipped without RTML_TEST_POSTGRES_URL."""
+    conn = connect(postgres_database)
     assert set(drop_schema(conn)) == TABLES | {"schema_version"}
-    assert schema_version(conn) == 0 and not database_exists(backend.target())
+    assert schema_version(conn) == 0 and not database_exists(postgres_database)
     assert migrate(conn) == SCHEMA_VERSION
