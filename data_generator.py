@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 
 from rtml.config import SCENARIOS, ConfigError, db_override, load_settings
 from rtml.generator import Generator, GeneratorBusyError
 from rtml.logs import setup_logging
+from rtml.service import stop_event_on_signals
 from rtml.storage import StorageError, connect
 
 
@@ -50,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data_generator.py: configuration error: {exc}", file=sys.stderr)
         return 2
     log = setup_logging(settings, "generator")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_event_on_signals()
     try:
         conn = connect(settings, busy_timeout_ms=settings.storage.busy_timeout_ms)
         generator = Generator(settings, conn)

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 
 from rtml.config import ConfigError, load_settings
 
@@ -38,12 +36,11 @@ def cmd_run(argv: list[str]) -> int:
     settings = _settings({**db_override(args.db), "drift.policy": args.policy})
     from rtml.detector import run_detector
     from rtml.logs import setup_logging
+    from rtml.service import stop_event_on_signals
     from rtml.storage import StorageError, connect
 
     log = setup_logging(settings, "detector")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_event_on_signals()
     try:
         conn = connect(settings, busy_timeout_ms=settings.storage.busy_timeout_ms)
         return run_detector(settings, conn, stop)

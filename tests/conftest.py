@@ -133,3 +133,22 @@ def backend(request, tmp_path):
         return Backend("sqlite", tmp_path)
     factory = request.getfixturevalue("postgres_databases")
     return Backend("postgres", tmp_path, factory(), factory)
+
+
+def wait_for_db(db, predicate, *, timeout_s: float = 30.0, poll_s: float = 0.2) -> bool:
+    """Poll a database (a SQLite path or a URL) read-only until ``predicate(conn)`` is true (errors
+    while it is being created count as "not yet"); return whether it became true within ``timeout_s``."""
+    import time
+
+    from rtml.storage import DatabaseError, StorageError, connect_readonly
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        time.sleep(poll_s)
+        try:
+            with connect_readonly(db) as ro:
+                if predicate(ro):
+                    return True
+        except (*DatabaseError, StorageError):
+            pass
+    return False

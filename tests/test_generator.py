@@ -16,7 +16,7 @@ from rtml.simulation import FEATURES, NUMERICAL_FEATURES
 from rtml.storage import connect, connect_readonly, integrity_check
 from rtml.storage import interactions as store
 from rtml.storage.heartbeats import read_heartbeats
-from tests.conftest import PROJECT, PYTHON, make_settings
+from tests.conftest import PROJECT, PYTHON, make_settings, wait_for_db
 
 COLUMNS = ("id", "batch_id", "event_time", "customer_id") + FEATURES + ("converted", "drift_intensity")
 
@@ -77,16 +77,8 @@ def test_sigkill_leaves_only_whole_batches_and_resume_continues(backend, tmp_pat
     proc = subprocess.Popen([PYTHON, str(PROJECT / "data_generator.py"), "--replay", "3", "--no-progress"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = backend.target("data/monitoring.db")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        time.sleep(0.3)
-        if backend.is_postgres or db.exists():
-            try:
-                with connect_readonly(db) as ro:
-                    if ro.execute("SELECT COUNT(*) FROM generator_batches").fetchone()[0] > 30:
-                        break
-            except Exception:
-                pass
+    wait_for_db(db, lambda ro: ro.execute("SELECT COUNT(*) FROM generator_batches").fetchone()[0] > 30,
+                timeout_s=60)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     conn = connect(db)
@@ -139,15 +131,8 @@ def test_sigterm_finishes_the_batch_and_exits_0(tmp_path):
     proc = subprocess.Popen([PYTHON, str(PROJECT / "data_generator.py"), "--speed", "600"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     db = tmp_path / "data" / "monitoring.db"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        time.sleep(0.2)
-        try:
-            with connect_readonly(db) as ro:
-                if ro.execute("SELECT COUNT(*) FROM generator_batches WHERE kind = 'live'").fetchone()[0] >= 3:
-                    break
-        except Exception:
-            pass
+    assert wait_for_db(db, lambda ro: ro.execute(
+        "SELECT COUNT(*) FROM generator_batches WHERE kind = 'live'").fetchone()[0] >= 3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
@@ -162,16 +147,7 @@ def test_second_generator_on_the_same_database_is_refused(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         db = tmp_path / "data" / "monitoring.db"
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            time.sleep(0.2)
-            try:
-                with connect_readonly(db) as ro:
-                    beat = read_heartbeats(ro).get("generator")
-                    if beat and beat.state == "running":
-                        break
-            except Exception:
-                pass
+        assert wait_for_db(db, lambda ro: getattr(read_heartbeats(ro).get("generator"), "state", None) == "running")
         second = subprocess.run([PYTHON, str(PROJECT / "data_generator.py"), "--replay", "0.1"], env=env,
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 1
