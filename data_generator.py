@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from rtml.config import SCENARIOS, ConfigError, load_settings
+from rtml.config import SCENARIOS, ConfigError, db_override, load_settings
 from rtml.generator import Generator, GeneratorBusyError
 from rtml.logs import setup_logging
 from rtml.service import stop_event_on_signals
@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="data_generator.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--speed", type=str, help="simulated seconds per real second (simulation.speed)")
     parser.add_argument("--seed", type=str, help="seed for a reproducible run (simulation.seed)")
-    parser.add_argument("--db", type=str, help="database file (storage.db_path)")
+    parser.add_argument("--db", type=str,
+                        help="database file (storage.db_path) or URL (storage.database_url)")
     parser.add_argument("--scenario", choices=SCENARIOS, help="drift scenario (simulation.scenario)")
     parser.add_argument("--replay", type=float, metavar="DAYS",
                         help="generate DAYS simulated days at the live rate as fast as possible, then exit")
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(environ=os.environ, overrides={
-            "simulation.speed": args.speed, "simulation.seed": args.seed, "storage.db_path": args.db,
+            "simulation.speed": args.speed, "simulation.seed": args.seed, **db_override(args.db),
             "simulation.scenario": args.scenario})
     except ConfigError as exc:
         print(f"data_generator.py: configuration error: {exc}", file=sys.stderr)
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     log = setup_logging(settings, "generator")
     stop = stop_event_on_signals()
     try:
-        conn = connect(settings.db_path, busy_timeout_ms=settings.storage.busy_timeout_ms)
+        conn = connect(settings, busy_timeout_ms=settings.storage.busy_timeout_ms)
         generator = Generator(settings, conn)
         generator.check_no_other_writer()
         generator.backfill_baseline()

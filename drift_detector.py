@@ -28,10 +28,12 @@ def _settings(overrides: dict | None = None):
 
 def cmd_run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="drift_detector.py", description="The long-running detector/retrainer.")
-    parser.add_argument("--db", help="database file (storage.db_path)")
+    parser.add_argument("--db", help="database file (storage.db_path) or URL (storage.database_url)")
     parser.add_argument("--policy", choices=("seed", "calibrated"), help="drift decision policy (drift.policy)")
     args = parser.parse_args(argv)
-    settings = _settings({"storage.db_path": args.db, "drift.policy": args.policy})
+    from rtml.config import db_override
+
+    settings = _settings({**db_override(args.db), "drift.policy": args.policy})
     from rtml.detector import run_detector
     from rtml.logs import setup_logging
     from rtml.service import stop_event_on_signals
@@ -40,7 +42,7 @@ def cmd_run(argv: list[str]) -> int:
     log = setup_logging(settings, "detector")
     stop = stop_event_on_signals()
     try:
-        conn = connect(settings.db_path, busy_timeout_ms=settings.storage.busy_timeout_ms)
+        conn = connect(settings, busy_timeout_ms=settings.storage.busy_timeout_ms)
         return run_detector(settings, conn, stop)
     except StorageError as exc:
         log.error("%s", exc)
@@ -70,7 +72,7 @@ def cmd_rollback(argv: list[str]) -> int:
 
     actor = args.actor or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
     try:
-        conn = connect(settings.db_path, busy_timeout_ms=settings.storage.busy_timeout_ms)
+        conn = connect(settings, busy_timeout_ms=settings.storage.busy_timeout_ms)
         version = rollback(settings, conn, version=args.version, actor=actor, reason=args.reason).version
     except (RegistryError, StorageError) as exc:
         print(f"drift_detector.py rollback: {exc}", file=sys.stderr)
@@ -90,7 +92,7 @@ def cmd_init_model(argv: list[str]) -> int:
 
     log = setup_logging(settings, "detector")
     try:
-        conn = connect(settings.db_path, busy_timeout_ms=settings.storage.busy_timeout_ms)
+        conn = connect(settings, busy_timeout_ms=settings.storage.busy_timeout_ms)
         ensure_initial_model(settings, conn)
     except (RegistryError, StorageError) as exc:
         log.error("%s", exc)

@@ -117,7 +117,7 @@ rtml_py() {
 }
 
 # Validate the configuration (exit 2 with its message when bad) and read the paths it implies
-# into CFG_HOME, CFG_LOGS, CFG_RUN, CFG_DB, CFG_URL.
+# into CFG_HOME, CFG_LOGS, CFG_RUN, CFG_DB (the SQLite file), CFG_DATABASE (file or URL), CFG_URL.
 load_config() {
   local out line
   out="$(rtml_py validate)" || exit "$?"
@@ -127,6 +127,7 @@ load_config() {
       logs_dir=*) CFG_LOGS="${line#logs_dir=}" ;;
       run_dir=*) CFG_RUN="${line#run_dir=}" ;;
       db_path=*) CFG_DB="${line#db_path=}" ;;
+      database=*) CFG_DATABASE="${line#database=}" ;;
       url=*) CFG_URL="${line#url=}" ;;
     esac
   done <<< "$out"
@@ -282,7 +283,7 @@ cmd_reset() {
   lock_instance
   [ "$(rtml_py state)" = "stopped" ] || die 1 "rtml is running in $CFG_HOME; stop it first (./run_system.sh stop)"
   if [ "$yes" != "1" ]; then
-    printf 'Delete data/, models/, logs/ and run/ of %s (database %s)? [y/N] ' "$CFG_HOME" "$CFG_DB" >&2
+    printf 'Delete data/, models/, logs/ and run/ of %s (database %s)? [y/N] ' "$CFG_HOME" "$CFG_DATABASE" >&2
     read -r answer || answer=""
     case "$answer" in
       y|Y|yes|YES) ;;

@@ -63,12 +63,29 @@ def _iso_time(v: str) -> bool:
     return True
 
 
+def _database_url(v: str) -> bool:
+    text = v.strip()
+    if not text:
+        return True
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return False
+    if scheme == "sqlite":
+        return rest.startswith("/") and len(rest) > 1
+    return scheme in ("postgresql", "postgres") and bool(rest.split("/", 1)[0])
+
+
 @dataclass(frozen=True)
 class StorageSettings:
     """Where and how the shared database is kept."""
 
     db_path: str = _opt("data/monitoring.db",
                         "SQLite database file; a relative path is taken from RTML_HOME")
+    database_url: str = _opt("", "Database URL; empty means SQLite at storage.db_path. sqlite:///REL/PATH "
+                             "(from RTML_HOME), sqlite:////ABS/PATH, or postgresql://user[:password]@host:5432/dbname "
+                             "to share one PostgreSQL server between hosts",
+                             check=_database_url,
+                             allowed="empty, sqlite:///PATH or postgresql://user@host:5432/dbname")
     busy_timeout_ms: int = _opt(5000, "How long a connection waits for a lock before failing (ms)",
                                 check=_non_negative, allowed="an integer >= 0")
     retention_days: float = _opt(30.0, "Raw interactions older than this (simulated days) are deleted",
@@ -297,9 +314,40 @@ class Settings:
 
     @property
     def db_path(self) -> Path:
-        """Absolute path of the SQLite database."""
-        p = Path(self.storage.db_path).expanduser()
+        """Absolute path of the SQLite database (``storage.database_url``'s when that is a
+        ``sqlite://`` URL, else ``storage.db_path``; unused when the database is PostgreSQL)."""
+        url = self.storage.database_url.strip()
+        raw = url[len("sqlite:///"):] if url.startswith("sqlite:///") else self.storage.db_path
+        p = Path(raw).expanduser()
         return p if p.is_absolute() else self.home / p
+
+    @property
+    def uses_postgres(self) -> bool:
+        """Whether ``storage.database_url`` names a PostgreSQL server."""
+        return self.storage.database_url.strip().split("://", 1)[0] in ("postgresql", "postgres")
+
+    @property
+    def database_url(self) -> str:
+        """The database as a URL: the PostgreSQL URL, or ``sqlite:///`` + the absolute :attr:`db_path`.
+
+        This is what ``rtml.storage.connect`` takes (it also takes the Settings themselves).
+        """
+        if self.uses_postgres:
+            return self.storage.database_url.strip()
+        return f"sqlite:///{self.db_path}"
+
+    @property
+    def database_label(self) -> str:
+        """The database for messages: the SQLite path, or the URL without its password."""
+        if not self.uses_postgres:
+            return str(self.db_path)
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
     @property
     def data_dir(self) -> Path:
@@ -329,6 +377,23 @@ class Settings:
             section, key = _split_key(dotted)
             raw[section][key] = value
         return _build(raw, home=self.home, config_file=self.config_file, origin="override")
+
+
+def db_override(value: str | None) -> dict[str, str | None]:
+    """The override a ``--db`` flag means: a URL sets ``storage.database_url``, a path ``storage.db_path``.
+
+    Examples
+    --------
+    >>> db_override("postgresql://rtml@db:5432/rtml")
+    {'storage.database_url': 'postgresql://rtml@db:5432/rtml'}
+    >>> db_override("/tmp/x.db")
+    {'storage.db_path': '/tmp/x.db', 'storage.database_url': ''}
+    """
+    if value is None:
+        return {}
+    if "://" in value:
+        return {"storage.database_url": value}
+    return {"storage.db_path": value, "storage.database_url": ""}
 
 
 def parse_time(text: str) -> float:

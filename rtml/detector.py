@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from rtml.retraining import RetrainController, RetrainOutcome
 from rtml.simulation import DAY_S
 from rtml.storage import models as store
 from rtml.storage.heartbeats import sim_now, write_heartbeat
+from rtml.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Detector:
     Parameters
     ----------
     settings : Settings
-    conn : sqlite3.Connection
+    conn : Connection
         A writer connection (``rtml.storage.connect``).
     monitor : DriftMonitorLike
         The drift monitor (``rtml.monitor.DriftMonitor(settings, conn)``).
@@ -88,7 +88,7 @@ class Detector:
         Wait for a started training within the same step (deterministic replay tests only).
     """
 
-    def __init__(self, settings: Settings, conn: sqlite3.Connection, monitor: DriftMonitorLike, *,
+    def __init__(self, settings: Settings, conn: Connection, monitor: DriftMonitorLike, *,
                  block_on_training: bool = False):
         self.settings = settings
         self.conn = conn
@@ -269,15 +269,15 @@ class Detector:
         self.heartbeat(now_s, state="stopped", force=True)
 
 
-def run_detector(settings: Settings, conn: sqlite3.Connection, stop: threading.Event, *,
+def run_detector(settings: Settings, conn: Connection, stop: threading.Event, *,
                  max_iterations: int | None = None,
-                 monitor_factory: Callable[[Settings, sqlite3.Connection], DriftMonitorLike] | None = None) -> int:
+                 monitor_factory: Callable[[Settings, Connection], DriftMonitorLike] | None = None) -> int:
     """Run the detector on the shared simulated clock until ``stop`` is set.
 
     Parameters
     ----------
     settings : Settings
-    conn : sqlite3.Connection
+    conn : Connection
         A writer connection.
     stop : threading.Event
         Set by the SIGTERM handler; the current step finishes, then this returns.

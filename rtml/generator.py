@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from rtml.config import Settings
 from rtml.simulation import DAY_S, DriftSchedule, Simulator
 from rtml.storage import interactions as store
 from rtml.storage.heartbeats import read_heartbeats, write_heartbeat
+from rtml.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,11 @@ class Generator:
     Parameters
     ----------
     settings : Settings
-    conn : sqlite3.Connection
+    conn : Connection
         A writer connection (``rtml.storage.connect``).
     """
 
-    def __init__(self, settings: Settings, conn: sqlite3.Connection):
+    def __init__(self, settings: Settings, conn: Connection):
         self.settings = settings
         self.conn = conn
         self.sim_settings = settings.simulation
@@ -86,7 +86,7 @@ class Generator:
         if (beat and beat.pid and beat.pid != self.pid and beat.state in ("running", "replay")
                 and beat.age_s() < 30 and _pid_alive(beat.pid)):
             raise GeneratorBusyError(
-                f"Another generator (pid {beat.pid}) is writing to {self.settings.db_path}. "
+                f"Another generator (pid {beat.pid}) is writing to {self.settings.database_label}. "
                 "Stop it first (./run_system.sh stop) or use another --db.")
 
     # -- batches -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ dashboard and ``run_system.sh status`` both use it.  :func:`collect_status` asse
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -21,8 +20,9 @@ import psutil
 
 from rtml import procs
 from rtml.config import Settings
-from rtml.storage import StorageError, connect_readonly
+from rtml.storage import StorageError, connect_readonly, describe_target
 from rtml.storage.heartbeats import Heartbeat, read_heartbeats
+from rtml.storage.db import Connection, DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -133,16 +133,19 @@ def dashboard_url(settings: Settings) -> str:
     return f"http://{shown}:{settings.dashboard.port}"
 
 
-def read_heartbeats_safely(db_path: Path) -> dict[str, Heartbeat]:
-    """Every heartbeat row, or ``{}`` when the database does not exist (yet) or is busy."""
+def read_heartbeats_safely(database) -> dict[str, Heartbeat]:
+    """Every heartbeat row, or ``{}`` when the database does not exist (yet), is unreachable or busy.
+
+    ``database`` is the Settings, a database URL or a SQLite path.
+    """
     try:
-        conn = connect_readonly(db_path, busy_timeout_ms=2000)
+        conn = connect_readonly(database, busy_timeout_ms=2000)
     except StorageError:
         return {}
     try:
         return read_heartbeats(conn)
-    except sqlite3.Error as exc:
-        log.debug("Cannot read heartbeats from %s: %s", db_path, exc)
+    except DatabaseError as exc:
+        log.debug("Cannot read heartbeats from %s: %s", describe_target(database), exc)
         return {}
     finally:
         conn.close()
@@ -158,7 +161,7 @@ def collect_status(settings: Settings, *, cpu_interval_s: float | None = 0.3,
     that is gone), ``not installed`` (its script does not exist yet).
     """
     now = time.time() if now is None else now
-    beats = read_heartbeats_safely(settings.db_path)
+    beats = read_heartbeats_safely(settings)
     sup_beat = beats.get("supervisor")
     sup_details = (sup_beat.details or {}).get("components", {}) if sup_beat else {}
     stale_s = settings.dashboard.heartbeat_stale_seconds

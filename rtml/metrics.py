@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import logging
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,10 +42,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from rtml.config import Settings
-from rtml.storage import StorageError, connect_readonly
+from rtml.storage import StorageError, connect_readonly, describe_target
 from rtml.storage import metrics as store
 from rtml.storage.heartbeats import read_heartbeats, sim_now
 from rtml.storage.monitoring import SEVERITIES
+from rtml.storage.db import Connection, DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,10 @@ class RtmlCollector(Collector):
     Parameters
     ----------
     settings : Settings
-        ``settings.db_path`` is the database; ``settings.dashboard.heartbeat_stale_seconds``
+        ``settings.database_url`` is the database; ``settings.dashboard.heartbeat_stale_seconds``
         decides ``rtml_component_up``.
     db_path : str or Path, default=None
-        Another database file (default ``settings.db_path``).
+        Another database: a SQLite file or a database URL (default ``settings.database_url``).
     real_clock : callable, default=time.time
         Wall clock, for heartbeat ages.
 
@@ -108,16 +108,16 @@ class RtmlCollector(Collector):
     def __init__(self, settings: Settings, *, db_path: str | Path | None = None,
                  real_clock: Callable[[], float] = time.time):
         self.settings = settings
-        self.db_path = Path(db_path) if db_path is not None else settings.db_path
+        self.db_path = db_path if db_path is not None else settings.database_url
         self.real_clock = real_clock
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._alert_last_id = 0
         self._alert_totals = dict.fromkeys(SEVERITIES, 0)
         self._last_error: str | None = None
 
     # -- connection -----------------------------------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Connection:
         if self._conn is None:
             busy = min(int(self.settings.storage.busy_timeout_ms), MAX_SCRAPE_BUSY_MS)
             self._conn = connect_readonly(self.db_path, busy_timeout_ms=busy)
@@ -132,7 +132,7 @@ class RtmlCollector(Collector):
         if self._conn is not None:
             try:
                 self._conn.close()
-            except sqlite3.Error:
+            except DatabaseError:
                 pass
             self._conn = None
 
@@ -153,11 +153,12 @@ class RtmlCollector(Collector):
                 if self._last_error is not None:
                     log.info("Metrics: database readable again")
                 self._last_error = None
-            except (sqlite3.Error, StorageError) as exc:
+            except (*DatabaseError, StorageError) as exc:
                 families, ok = [], 0.0
                 message = str(exc)
                 (log.debug if message == self._last_error else log.warning)(
-                    "Metrics: cannot read the database %s (%s); serving exporter metrics only", self.db_path, message)
+                    "Metrics: cannot read the database %s (%s); serving exporter metrics only",
+                    describe_target(self.db_path), message)
                 self._last_error = message
                 self._close_locked()
         yield from families
@@ -167,7 +168,7 @@ class RtmlCollector(Collector):
                                 "Real seconds the last scrape spent reading the database",
                                 value=time.perf_counter() - began)
 
-    def _families(self, conn: sqlite3.Connection) -> list[Metric]:
+    def _families(self, conn: Connection) -> list[Metric]:
         out: list[Metric] = []
         now_sim, speed = sim_now(conn)
         out += self._clock(now_sim, speed)
@@ -186,7 +187,7 @@ class RtmlCollector(Collector):
         out.append(GaugeMetricFamily(f"{PREFIX}_sim_speed", "Simulated seconds per real second", value=speed))
         return out
 
-    def _drift(self, conn: sqlite3.Connection) -> list[Metric]:
+    def _drift(self, conn: Connection) -> list[Metric]:
         checks = CounterMetricFamily(f"{PREFIX}_drift_checks", "Drift checks ever run (the highest check id)")
         checks.add_metric([], store.checks_high_water(conn))
         out: list[Metric] = [checks]
@@ -229,7 +230,7 @@ class RtmlCollector(Collector):
         out += [stats, drifted]
         return out
 
-    def _alerts(self, conn: sqlite3.Connection, now_sim: float | None) -> list[Metric]:
+    def _alerts(self, conn: Connection, now_sim: float | None) -> list[Metric]:
         high = store.alerts_high_water(conn)
         if high < self._alert_last_id:  # the database was reset or replaced: count afresh
             self._alert_last_id, self._alert_totals = 0, dict.fromkeys(SEVERITIES, 0)
@@ -251,7 +252,7 @@ class RtmlCollector(Collector):
             recent.add_metric([severity], counts.get(severity, 0))
         return [totals, recent]
 
-    def _models(self, conn: sqlite3.Connection) -> list[Metric]:
+    def _models(self, conn: Connection) -> list[Metric]:
         out: list[Metric] = []
         champion = store.champion(conn)
         if champion is not None:
@@ -287,7 +288,7 @@ class RtmlCollector(Collector):
                 "Simulated end of the latest performance window", value=rows[0]["window_end"])]
         return out
 
-    def _throughput(self, conn: sqlite3.Connection) -> list[Metric]:
+    def _throughput(self, conn: Connection) -> list[Metric]:
         ingested = store.interactions_high_water(conn)
         baseline = store.baseline_last_id(conn)
         scored_to = store.scored_high_water(conn)
@@ -300,7 +301,7 @@ class RtmlCollector(Collector):
                                     value=max(ingested - max(scored_to, baseline), 0))
         return [total_in, total_scored, backlog]
 
-    def _components(self, conn: sqlite3.Connection) -> list[Metric]:
+    def _components(self, conn: Connection) -> list[Metric]:
         stale_s = self.settings.dashboard.heartbeat_stale_seconds
         now = self.real_clock()
         up = GaugeMetricFamily(f"{PREFIX}_component_up",
@@ -377,9 +378,9 @@ class DetectorMetrics:
     Parameters
     ----------
     settings : Settings
-        ``settings.metrics`` (enabled, host, port) and ``settings.db_path``.
+        ``settings.metrics`` (enabled, host, port) and ``settings.database_url``.
     db_path : str or Path, default=None
-        Another database file for the collector (default ``settings.db_path``).
+        Another database (file or URL) for the collector (default ``settings.database_url``).
     registry : CollectorRegistry, default=None
         Where to register (default: a new, dedicated registry).
 

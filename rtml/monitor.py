@@ -8,7 +8,6 @@ I/O around them.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,6 +18,7 @@ from rtml.drift import CalibratedPolicy, DatasetResult, ReferenceProfile, SeedPo
 from rtml.simulation import CATEGORICAL_FEATURES, NUMERICAL_FEATURES
 from rtml.storage import interactions as interaction_store
 from rtml.storage import monitoring as store
+from rtml.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,11 @@ class DriftMonitor:
     Parameters
     ----------
     settings : Settings
-    conn : sqlite3.Connection
+    conn : Connection
         The detector's writer connection.
     """
 
-    def __init__(self, settings: Settings, conn: sqlite3.Connection):
+    def __init__(self, settings: Settings, conn: Connection):
         self.settings = settings
         self.conn = conn
         self.policy = make_policy(settings.drift)

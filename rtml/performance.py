@@ -9,7 +9,6 @@ interaction, so the window ending at simulated ``now`` covers interactions with
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import defaultdict
 
 import numpy as np
@@ -18,6 +17,7 @@ from rtml import modeling
 from rtml.config import Settings
 from rtml.storage import models as store
 from rtml.storage import transaction
+from rtml.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def usable_window(settings: Settings, now_s: float) -> tuple[float, float]:
     return end - settings.model.perf_window_minutes * 60.0, end
 
 
-def compute_performance(conn: sqlite3.Connection, *, start_s: float, end_s: float
+def compute_performance(conn: Connection, *, start_s: float, end_s: float
                         ) -> dict[str, dict[str, float | int | None]]:
     """Metrics of every model version that scored rows in ``[start_s, end_s)``, keyed by version."""
     grouped: dict[str, list[tuple]] = defaultdict(list)
@@ -42,7 +42,7 @@ def compute_performance(conn: sqlite3.Connection, *, start_s: float, end_s: floa
     return out
 
 
-def update_performance(conn: sqlite3.Connection, settings: Settings, *, now_s: float
+def update_performance(conn: Connection, settings: Settings, *, now_s: float
                        ) -> dict[str, dict[str, float | int | None]]:
     """Compute the window ending at ``now_s`` (minus the label delay) and store one row per version.
 

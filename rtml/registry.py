@@ -21,7 +21,6 @@ import io
 import logging
 import os
 import platform
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from rtml.storage import transaction
 from rtml.storage.heartbeats import sim_now
 from rtml.storage.interactions import read_window, time_range
 from rtml.storage.monitoring import insert_alert
+from rtml.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def verify_model_file(models_dir: Path, row: store.ModelRow) -> Pipeline:
     return model
 
 
-def load_verified(settings: Settings, conn: sqlite3.Connection, row: store.ModelRow, *, now_s: float,
+def load_verified(settings: Settings, conn: Connection, row: store.ModelRow, *, now_s: float,
                   actor: str = "detector") -> Pipeline:
     """:func:`verify_model_file`, and on failure store a critical alert and a ``refused`` event.
 
@@ -187,7 +187,7 @@ def load_verified(settings: Settings, conn: sqlite3.Connection, row: store.Model
         raise
 
 
-def load_champion(settings: Settings, conn: sqlite3.Connection, *, now_s: float,
+def load_champion(settings: Settings, conn: Connection, *, now_s: float,
                   actor: str = "detector") -> LoadedModel | None:
     """The champion, verified; if its file is refused, the newest earlier champion that verifies.
 
@@ -215,7 +215,7 @@ def load_champion(settings: Settings, conn: sqlite3.Connection, *, now_s: float,
     return None
 
 
-def previous_champions(conn: sqlite3.Connection, *, exclude: str | None = None, limit: int = 200) -> list[str]:
+def previous_champions(conn: Connection, *, exclude: str | None = None, limit: int = 200) -> list[str]:
     """Versions that were champion before, newest first (from promoted/rolled_back events)."""
     seen: list[str] = []
     for event in store.recent_events(conn, limit=limit, events=("promoted", "rolled_back")):
@@ -236,7 +236,7 @@ def _new_row(settings: Settings, *, version: str, sha256: str, created_at: float
                           library_versions=library_versions(), metrics=metrics, status=status, reason=reason)
 
 
-def ensure_initial_model(settings: Settings, conn: sqlite3.Connection, *, now_s: float | None = None
+def ensure_initial_model(settings: Settings, conn: Connection, *, now_s: float | None = None
                          ) -> store.ModelRow:
     """Return the champion's row, training and registering ``v1.0`` on the baseline if there is none.
 
@@ -291,7 +291,7 @@ def ensure_initial_model(settings: Settings, conn: sqlite3.Connection, *, now_s:
     return store.read_champion(conn)
 
 
-def record_challenger(settings: Settings, conn: sqlite3.Connection, *, model: Pipeline, now_s: float,
+def record_challenger(settings: Settings, conn: Connection, *, model: Pipeline, now_s: float,
                       train_start: float, train_end: float, n_train: int, metrics: dict, promote: bool,
                       reason: str, champion_version: str | None) -> store.ModelRow:
     """Save a trained challenger and register it as the new champion or as rejected.
@@ -326,7 +326,7 @@ def record_challenger(settings: Settings, conn: sqlite3.Connection, *, model: Pi
 
 
 # -- rollback -------------------------------------------------------------------------------------
-def rollback(settings: Settings, conn: sqlite3.Connection, version: str | None = None, *, actor: str = "operator",
+def rollback(settings: Settings, conn: Connection, version: str | None = None, *, actor: str = "operator",
              reason: str = "manual rollback", now_s: float | None = None) -> store.ModelRow:
     """Make ``version`` (default: the champion before the current one) the champion again.
 
@@ -337,7 +337,7 @@ def rollback(settings: Settings, conn: sqlite3.Connection, version: str | None =
     Parameters
     ----------
     settings : Settings
-    conn : sqlite3.Connection
+    conn : Connection
         A writer connection.
     version : str, default=None
         Target version such as ``"v1.0"``; ``None`` means the champion that the current one
@@ -392,7 +392,7 @@ def rollback(settings: Settings, conn: sqlite3.Connection, version: str | None =
     return store.read_model(conn, version)
 
 
-def _previous_of(conn: sqlite3.Connection, version: str) -> str | None:
+def _previous_of(conn: Connection, version: str) -> str | None:
     for event in store.recent_events(conn, limit=200, events=("promoted", "rolled_back")):
         if event.version == version:
             return event.from_version
@@ -408,7 +408,7 @@ def _is_version(text: str) -> bool:
 
 
 # -- drift reference ------------------------------------------------------------------------------
-def champion_reference(conn: sqlite3.Connection, settings: Settings, *, row: store.ModelRow | None = None
+def champion_reference(conn: Connection, settings: Settings, *, row: store.ModelRow | None = None
                        ) -> tuple[pd.DataFrame, float, float, str]:
     """The champion's training window as the drift reference: ``(frame, start_s, end_s, version)``.
 
@@ -437,7 +437,7 @@ def champion_reference(conn: sqlite3.Connection, settings: Settings, *, row: sto
     return frame, float(row.train_start), float(row.train_end), row.version
 
 
-def _clock(conn: sqlite3.Connection, settings: Settings) -> float:
+def _clock(conn: Connection, settings: Settings) -> float:
     """Simulated now from the generator's heartbeat, else the newest interaction, else the start."""
     now, _ = sim_now(conn)
     if now is not None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import math
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from rtml.config import Settings
 from rtml.simulation import LABEL
 from rtml.storage import models as store
 from rtml.storage.interactions import read_window
+from rtml.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,13 @@ class RetrainController:
     Parameters
     ----------
     settings : Settings
-    conn : sqlite3.Connection
+    conn : Connection
         The detector's writer connection (used on the loop thread only).
     block : bool, default=False
         :meth:`poll` waits for a running training (deterministic replay tests).
     """
 
-    def __init__(self, settings: Settings, conn: sqlite3.Connection, *, block: bool = False):
+    def __init__(self, settings: Settings, conn: Connection, *, block: bool = False):
         self.settings = settings
         self.conn = conn
         self.block = block

@@ -13,7 +13,6 @@ The baseline is training data, not traffic: a fresh cursor starts after the last
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from rtml import modeling
 from rtml.storage import models as store
 from rtml.storage import transaction
 from rtml.storage.interactions import read_after_id
+from rtml.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class ScoreResult:
     more_pending: bool
 
 
-def load_cursor(conn: sqlite3.Connection) -> int:
+def load_cursor(conn: Connection) -> int:
     """The committed scoring cursor; a first call fixes it just after the baseline.
 
     Returns the highest interaction id already scored (or deliberately skipped as baseline).
@@ -58,13 +58,13 @@ def load_cursor(conn: sqlite3.Connection) -> int:
     return cursor
 
 
-def score_pending(conn: sqlite3.Connection, *, model: Pipeline, version: str, cursor: int, batch_rows: int,
+def score_pending(conn: Connection, *, model: Pipeline, version: str, cursor: int, batch_rows: int,
                   max_batches: int = 1) -> ScoreResult:
     """Score up to ``max_batches`` batches of interactions with ``id > cursor``.
 
     Parameters
     ----------
-    conn : sqlite3.Connection
+    conn : Connection
         The detector's writer connection.
     model : Pipeline
         The serving model.

@@ -42,7 +42,6 @@ import os
 import shlex
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -57,10 +56,11 @@ import psutil
 from rtml import health, procs
 from rtml.config import PROJECT_DIR, ConfigError, Settings, load_settings
 from rtml.logs import setup_logging
-from rtml.storage import StorageError, connect, connect_readonly, quick_check
+from rtml.storage import StorageError, connect, connect_readonly, drop_schema, quick_check
 from rtml.storage.interactions import baseline_done
 from rtml.storage.heartbeats import read_heartbeats, sim_now, write_heartbeat
 from rtml.storage.monitoring import insert_alert
+from rtml.storage.db import Connection, DatabaseError
 
 log = logging.getLogger("rtml.supervisor")  # also when run as __main__
 
@@ -156,7 +156,7 @@ class Supervisor:
         self.managed = {spec.name: Managed(spec) for spec in components}
         self.pid = os.getpid()
         self.started_at = time.time()
-        self.conn: sqlite3.Connection | None = None
+        self.conn: Connection | None = None
         self.db_error_logged = False
         self.last_beat = 0.0
 
@@ -189,8 +189,8 @@ class Supervisor:
 
     def _open_db(self) -> None:
         try:
-            self.conn = connect(self.settings.db_path, busy_timeout_ms=1000)
-        except (StorageError, sqlite3.Error) as exc:
+            self.conn = connect(self.settings, busy_timeout_ms=1000)
+        except (StorageError, *DatabaseError) as exc:
             if not self.db_error_logged:
                 log.error("Cannot open the database (%s); supervising without heartbeats until it opens", exc)
                 self.db_error_logged = True
@@ -280,7 +280,7 @@ class Supervisor:
         elif m.state == "starting" and self.conn is not None and m.record is not None:
             try:
                 beat = read_heartbeats(self.conn).get(m.spec.name)
-            except sqlite3.Error:
+            except DatabaseError:
                 beat = None
             if beat is not None and beat.pid == m.record.pid and beat.state != "stopped":
                 self._ready(m)
@@ -337,7 +337,7 @@ class Supervisor:
                          message=f"{m.spec.name} keeps failing and was given up: {describe_exit(code)}",
                          details={"component": m.spec.name, "restarts": m.restarts, "last_exit_code": code,
                                   "reason": m.reason})
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             log.error("Could not store the alert for %s: %s", m.spec.name, exc)
 
     def _stop_one(self, m: Managed) -> None:
@@ -392,7 +392,7 @@ class Supervisor:
                             speed=speed, started_at=self.started_at,
                             details={"url": health.dashboard_url(self.settings),
                                      "components": {n: m.details() for n, m in self.managed.items()}})
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             log.warning("Could not write the supervisor heartbeat: %s", exc)
 
 
@@ -467,6 +467,8 @@ def cmd_run(settings: Settings, environ: Mapping[str, str]) -> int:
 def cmd_validate(settings: Settings) -> int:
     values = {"home": settings.home, "data_dir": settings.data_dir, "models_dir": settings.models_dir,
               "logs_dir": settings.logs_dir, "run_dir": settings.run_dir, "db_path": settings.db_path,
+              "database": settings.database_label,
+              "database": settings.database_label,
               "host": settings.dashboard.host, "port": settings.dashboard.port,
               "url": health.dashboard_url(settings), "config_file": settings.config_file or "",
               "stop_timeout_s": settings.supervisor.stop_timeout_s}
@@ -491,15 +493,29 @@ def cmd_preflight(settings: Settings) -> int:
             _err(f"{folder} is not writable. Fix its permissions or choose another RTML_HOME.")
             return 1
     needs_baseline = True
-    if settings.db_path.exists() and settings.db_path.stat().st_size > 0:
-        try:
-            conn = connect_readonly(settings.db_path)
+    if settings.uses_postgres:
+        try:  # the server must answer now; the generator migrates an empty database
+            conn = connect(settings, busy_timeout_ms=settings.storage.busy_timeout_ms)
             try:
                 result = quick_check(conn)
                 needs_baseline = not baseline_done(conn)
             finally:
                 conn.close()
-        except (sqlite3.Error, StorageError) as exc:
+        except (*DatabaseError, StorageError) as exc:
+            result = str(exc)
+        if result != "ok":
+            _err(f"the database {settings.database_label} is not usable: {result}. Check that PostgreSQL runs "
+                 "and storage.database_url is right.")
+            return 1
+    elif settings.db_path.exists() and settings.db_path.stat().st_size > 0:
+        try:
+            conn = connect_readonly(settings)
+            try:
+                result = quick_check(conn)
+                needs_baseline = not baseline_done(conn)
+            finally:
+                conn.close()
+        except (*DatabaseError, StorageError) as exc:
             result = str(exc)
         if result != "ok":
             _err(f"the database {settings.db_path} failed PRAGMA quick_check: {result}. Move it aside "
@@ -525,7 +541,7 @@ def cmd_state(settings: Settings) -> int:
 
 def running_url(settings: Settings) -> str:
     """The dashboard URL of the running instance (its port may differ from today's config)."""
-    beat = health.read_heartbeats_safely(settings.db_path).get(SUPERVISOR)
+    beat = health.read_heartbeats_safely(settings).get(SUPERVISOR)
     if beat is not None and beat.state == "running" and beat.details.get("url"):
         return str(beat.details["url"])
     return health.dashboard_url(settings)
@@ -558,7 +574,7 @@ def cmd_wait_ready(settings: Settings, *, timeout_s: float) -> int:
                  f"{settings.logs_dir / 'supervisor.out'}")
             return 1
         rows = health.collect_status(settings, cpu_interval_s=None)
-        sup_info = health.read_heartbeats_safely(settings.db_path).get(SUPERVISOR)
+        sup_info = health.read_heartbeats_safely(settings).get(SUPERVISOR)
         current = (kind == "ours" and sup_info is not None and sup_record is not None
                    and sup_info.pid == sup_record.pid)
         states = (sup_info.details or {}).get("components", {}) if current else {}  # not an earlier run's
@@ -674,7 +690,7 @@ def cmd_restart(settings: Settings, component: str, *, timeout_s: float = 120) -
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        beat = health.read_heartbeats_safely(settings.db_path).get(SUPERVISOR)
+        beat = health.read_heartbeats_safely(settings).get(SUPERVISOR)
         info = (beat.details or {}).get("components", {}).get(component, {}) if beat else {}
         now_record = procs.read_pid_file(procs.pid_path(settings.run_dir, component))
         new = now_record is not None and (before is None or now_record.pid != before.pid)
@@ -781,6 +797,17 @@ def cmd_reset(settings: Settings) -> int:
         if path.exists():
             path.unlink()
             _err(f"removed {path}")
+    if settings.uses_postgres:
+        try:
+            conn = connect(settings, migrate_schema=False)
+            try:
+                dropped = drop_schema(conn)
+            finally:
+                conn.close()
+        except (*DatabaseError, StorageError) as exc:
+            _err(f"could not drop rtml's tables in {settings.database_label}: {exc}")
+            return 1
+        _err(f"dropped {len(dropped)} rtml tables in {settings.database_label}")
     return 0
 
 
@@ -790,7 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="supervise the components until SIGTERM")
     sub.add_parser("validate", help="check the configuration, print key=value lines")
-    sub.add_parser("preflight", help="folders, database quick_check and port before a start")
+    sub.add_parser("preflight", help="folders, database check (SQLite quick_check / PostgreSQL answers) and port")
     sub.add_parser("state", help="print running, orphans or stopped")
     sub.add_parser("url", help="print the running dashboard's URL")
     wait = sub.add_parser("wait-ready", help="wait until every component is ready")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -25,7 +24,7 @@ from rtml.detector import Detector
 from rtml.generator import Generator
 from rtml.retraining import LAST_ATTEMPT_KEY, RetrainController
 from rtml.simulation import DAY_S
-from rtml.storage import connect
+from rtml.storage import Connection, connect
 from rtml.storage import models as store
 from rtml.storage.heartbeats import read_heartbeats
 from rtml.storage.interactions import read_window
@@ -49,7 +48,7 @@ class OracleMonitor:
     """Stands in for ``rtml.monitor.DriftMonitor``: critical when the last hour's true drift
     intensity differs from the reference's by more than ``critical_shift``."""
 
-    def __init__(self, conn: sqlite3.Connection, *, critical_shift: float = 0.25):
+    def __init__(self, conn: Connection, *, critical_shift: float = 0.25):
         self.conn = conn
         self.critical_shift = critical_shift
         self.references: list[tuple[str, float, float, int]] = []
@@ -67,9 +66,12 @@ class OracleMonitor:
         return Outcome("critical" if shift > self.critical_shift else None, len(self.checks), shift > 0.1)
 
 
-def make_env(home, **overrides):
+def make_env(home, backend=None, **overrides):
+    """Settings, a writer connection and a generator with its baseline (on ``backend``'s database if given)."""
+    if backend is not None and backend.is_postgres:
+        overrides = {"storage.database_url": backend.url, **overrides}
     settings = make_settings(home, **{**FAST, **overrides})
-    conn = connect(settings.db_path)
+    conn = connect(settings)
     gen = Generator(settings, conn)
     gen.backfill_baseline()
     return settings, conn, gen
@@ -84,7 +86,7 @@ def replay(gen: Generator, detector: Detector, *, hours: float, ticks_per_step: 
     return reports
 
 
-def scored_ids_are_exact(conn: sqlite3.Connection, after_id: int, upto_id: int | None = None) -> tuple[int, int]:
+def scored_ids_are_exact(conn: Connection, after_id: int, upto_id: int | None = None) -> tuple[int, int]:
     """(#predictions, #interactions in ``(after_id, upto_id]``), after checking ids match one to one."""
     upto_id = 2**62 if upto_id is None else upto_id
     n_pred, n_distinct, lo, hi = conn.execute(
@@ -221,8 +223,8 @@ def _challenger(settings, conn, now_s, *, seed=7):
                                       reason="test promotion", champion_version=champion.version)
 
 
-def test_corrupted_champion_file_is_refused_and_the_old_champion_keeps_serving(tmp_path):
-    settings, conn, gen = make_env(tmp_path, **{"simulation.scenario": "none"})
+def test_corrupted_champion_file_is_refused_and_the_old_champion_keeps_serving(tmp_path, backend):
+    settings, conn, gen = make_env(tmp_path, backend, **{"simulation.scenario": "none"})
     detector = Detector(settings, conn, OracleMonitor(conn))
     replay(gen, detector, hours=2)
     row = _challenger(settings, conn, gen.sim_time)
@@ -245,8 +247,8 @@ def test_corrupted_champion_file_is_refused_and_the_old_champion_keeps_serving(t
     scored_ids_are_exact(conn, last_baseline)
 
 
-def test_running_detector_follows_promotion_and_rollback(tmp_path):
-    settings, conn, gen = make_env(tmp_path, **{"simulation.scenario": "none"})
+def test_running_detector_follows_promotion_and_rollback(tmp_path, backend):
+    settings, conn, gen = make_env(tmp_path, backend, **{"simulation.scenario": "none"})
     monitor = OracleMonitor(conn)
     detector = Detector(settings, conn, monitor)
     replay(gen, detector, hours=2)
@@ -278,8 +280,8 @@ def test_performance_drop_trigger_needs_a_real_drop(tmp_path):
     controller.shutdown()
 
 
-def test_cooldown_and_minimum_rows(tmp_path, caplog):
-    settings, conn, gen = make_env(tmp_path, **{"simulation.scenario": "none", "model.min_train_rows": 500})
+def test_cooldown_and_minimum_rows(tmp_path, backend, caplog):
+    settings, conn, gen = make_env(tmp_path, backend, **{"simulation.scenario": "none", "model.min_train_rows": 500})
     detector = Detector(settings, conn, OracleMonitor(conn), block_on_training=True)
     replay(gen, detector, hours=3)
     detector.retrainer.request("test", gen.sim_time)
@@ -340,7 +342,7 @@ DETECTOR_SCRIPT = textwrap.dedent("""
     from dataclasses import dataclass
     from rtml.config import load_settings
     from rtml.detector import run_detector
-    from rtml.storage import connect
+    from rtml.storage import Connection, connect
 
     @dataclass
     class Outcome:
@@ -356,13 +358,13 @@ DETECTOR_SCRIPT = textwrap.dedent("""
     settings = load_settings(environ={}, home=sys.argv[1], config_file=sys.argv[2], overrides=__OVERRIDES__)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sys.exit(run_detector(settings, connect(settings.db_path), stop, monitor_factory=NullMonitor))
+    sys.exit(run_detector(settings, connect(settings), stop, monitor_factory=NullMonitor))
 """)
 
 
-def test_scoring_is_exactly_once_across_sigkill(tmp_path):
+def test_scoring_is_exactly_once_across_sigkill(tmp_path, backend):
     overrides = {**FAST, "simulation.scenario": "none", "model.n_estimators": 5, "model.score_batch_rows": 100,
-                 "metrics.enabled": False}
+                 "metrics.enabled": False, **({"storage.database_url": backend.url} if backend.is_postgres else {})}
     settings, conn, gen = make_env(tmp_path, **overrides)
     gen.replay(0.5)  # ~22k interactions, ~220 scoring transactions; leaves the clock standing
     _, _, last_baseline = store.baseline_span(conn)

@@ -17,10 +17,10 @@ from tests.conftest import make_settings
 
 
 @pytest.fixture
-def system(tmp_path):
-    settings = make_settings(tmp_path, **{"simulation.scenario": "sudden", "simulation.drift_onset_hours": 2.0,
-                                          "simulation.n_customers": 2000})
-    conn = connect(settings.db_path)
+def system(backend):
+    settings = backend.settings(**{"simulation.scenario": "sudden", "simulation.drift_onset_hours": 2.0,
+                                   "simulation.n_customers": 2000})
+    conn = connect(settings)
     gen = Generator(settings, conn)
     gen.backfill_baseline()
     gen.replay(4 / 24)
@@ -48,9 +48,9 @@ def test_stationary_checks_store_results_and_raise_nothing(system):
     assert len(checks) == 4
     assert all(c[1] > 2500 and c[2] == 3500 and c[3] == "calibrated" and c[4] == "ok" and c[5] == "v1.0"
                and c[6] == 0.0 for c in checks)
-    features = [r[0] for r in conn.execute("SELECT feature FROM drift_results WHERE check_id = ? ORDER BY rowid",
+    features = [r[0] for r in conn.execute("SELECT feature FROM drift_results WHERE check_id = ? ORDER BY feature",
                                            (checks[0][0],))]
-    assert features == list(FEATURES)
+    assert features == sorted(FEATURES)
     assert conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0
 
 

@@ -20,9 +20,9 @@ SMALL = {"model.n_estimators": 10, "model.max_depth": 5, "simulation.n_customers
 
 
 @pytest.fixture
-def env(tmp_path):
-    settings = make_settings(tmp_path, **SMALL)
-    conn = connect(settings.db_path)
+def env(backend):
+    settings = backend.settings(**SMALL)
+    conn = connect(settings)
     gen = Generator(settings, conn)
     gen.backfill_baseline()
     yield settings, conn, gen
@@ -69,9 +69,9 @@ def test_ensure_initial_model_trains_v1_0_on_the_baseline(env):
     assert model.named_steps["forest"].n_estimators == 10
 
 
-def test_ensure_initial_model_needs_the_baseline(tmp_path):
-    settings = make_settings(tmp_path, **SMALL)
-    conn = connect(settings.db_path)
+def test_ensure_initial_model_needs_the_baseline(backend):
+    settings = backend.settings(**SMALL)
+    conn = connect(settings)
     with pytest.raises(registry.RegistryError, match="backfill"):
         registry.ensure_initial_model(settings, conn)
 

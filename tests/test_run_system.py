@@ -480,3 +480,53 @@ def test_shellcheck_clean():
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     result = subprocess.run([shellcheck, "-S", "warning", str(SCRIPT)], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout == "", result.stdout
+
+
+# -- the whole system against PostgreSQL ---------------------------------------------------------------
+def test_whole_system_on_postgres(tmp_path, postgres_database):
+    """start → every component up on one PostgreSQL database → rows scored and checked → rollback
+    command → kill -9 of the generator is survived → stop → reset drops the tables. No SQLite file
+    is ever created."""
+    import psycopg
+
+    home = tmp_path / "home"
+    env = base_env(home, free_port(), RTML_STORAGE_DATABASE_URL=postgres_database)
+    seen: list[procs.PidRecord] = []
+    try:
+        result = run(env, "start")
+        seen += recorded_pids(home).values()
+        assert result.returncode == 0, result.stderr
+        rows = status(env)
+        assert all(rows[c]["state"] == "running" for c in COMPONENTS if installed(c)), rows
+        with psycopg.connect(postgres_database, autocommit=True) as pg:
+            def progress():
+                n_pred = pg.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+                n_checks = pg.execute("SELECT COUNT(*) FROM drift_checks").fetchone()[0]
+                return n_pred > 0 and n_checks > 0
+            assert wait_for(progress, 90), "nothing scored or checked on PostgreSQL"
+            assert pg.execute("SELECT version, status FROM models").fetchall() == [("v1.0", "champion")]
+            beats = dict(pg.execute("SELECT component, state FROM heartbeats").fetchall())
+            assert {"generator", "detector", "supervisor"} <= set(beats)
+            before = recorded_pids(home)["generator"]
+            os.kill(before.pid, signal.SIGKILL)
+            assert wait_for(lambda: (r := recorded_pids(home).get("generator")) and r.pid != before.pid
+                            and heartbeat_state(pg, "generator", r.pid), 30)
+            seen += recorded_pids(home).values()
+        rollback = subprocess.run([sys.executable, str(PROJECT / "drift_detector.py"), "rollback"], env=env,
+                                  capture_output=True, text=True, timeout=120, cwd=PROJECT)
+        assert rollback.returncode == 1 and "has no previous champion" in rollback.stderr, rollback.stderr
+        assert not (home / "data" / "monitoring.db").exists()
+    finally:
+        seen += recorded_pids(home).values()
+        run(env, "stop", timeout=120)
+        leftovers = kill_leftovers(seen)
+        assert not leftovers, f"processes left after stop: {leftovers}"
+    reset = run(env, "reset", "--yes", timeout=60)
+    assert reset.returncode == 0 and "dropped" in reset.stderr, reset.stderr
+    with psycopg.connect(postgres_database, autocommit=True) as pg:
+        assert pg.execute("SELECT to_regclass('interactions')").fetchone()[0] is None
+
+
+def heartbeat_state(pg, component: str, pid: int) -> bool:
+    row = pg.execute("SELECT pid, state FROM heartbeats WHERE component = %s", (component,)).fetchone()
+    return bool(row and row[0] == pid and row[1] == "running")

@@ -10,9 +10,9 @@ what a panel shows is :mod:`rtml.ui.data`'s job.
 
 from __future__ import annotations
 
-import sqlite3
-
 import pandas as pd
+
+from rtml.storage.db import Connection
 
 CHECK_COLUMNS = ("id", "checked_at", "real_time", "window_start", "window_end", "reference_start",
                  "reference_end", "reference_version", "n_reference", "n_current", "policy", "dataset_drift",
@@ -28,28 +28,30 @@ PERFORMANCE_COLUMNS = ("id", "window_start", "window_end", "model_version", "n_r
                        "roc_auc", "precision", "recall", "f1", "log_loss", "brier")
 
 
-def _frame(conn: sqlite3.Connection, sql: str, params: tuple, columns: tuple[str, ...]) -> pd.DataFrame:
+def _frame(conn: Connection, sql: str, params: tuple, columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(conn.execute(sql, params).fetchall(), columns=list(columns))
 
 
 # -- interactions (generator tables) -------------------------------------------------------------
 
-def count_interactions_between(conn: sqlite3.Connection, *, start_s: float, end_s: float) -> int:
+def count_interactions_between(conn: Connection, *, start_s: float, end_s: float) -> int:
     """Interactions with ``start_s <= event_time < end_s`` (a range count on the event_time index)."""
     row = conn.execute("SELECT COUNT(*) FROM interactions WHERE event_time >= ? AND event_time < ?",
                        (start_s, end_s)).fetchone()
     return int(row[0])
 
 
-def interaction_totals(conn: sqlite3.Connection) -> tuple[int, int]:
+def interaction_totals(conn: Connection) -> tuple[int, int]:
     """``(generated, kept)``: interactions ever written and those still stored, without a table scan.
 
-    ``generated`` is the AUTOINCREMENT sequence (ids are never reused, so it counts every row ever
-    inserted); ``kept`` is the id span still stored, ``MAX(id) - MIN(id) + 1`` — exact because
+    ``generated`` is the last id of the newest generator batch with rows (ids are never reused and
+    grow with the batch id, so it counts every row the generator ever wrote; a primary-key walk
+    from the newest batch, on both backends); ``kept`` is the id span still stored, ``MAX(id) - MIN(id) + 1`` — exact because
     retention deletes the oldest rows and ids grow with time (two primary-key lookups, where
     ``COUNT(*)`` would read every row).
     """
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'interactions'").fetchone()
+    row = conn.execute("SELECT last_id FROM generator_batches WHERE last_id IS NOT NULL "
+                       "ORDER BY batch_id DESC LIMIT 1").fetchone()
     generated = int(row[0]) if row else 0
     lo = conn.execute("SELECT MIN(id) FROM interactions").fetchone()[0]
     hi = conn.execute("SELECT MAX(id) FROM interactions").fetchone()[0]
@@ -57,7 +59,7 @@ def interaction_totals(conn: sqlite3.Connection) -> tuple[int, int]:
     return generated, kept
 
 
-def baseline_window(conn: sqlite3.Connection) -> tuple[float, float] | None:
+def baseline_window(conn: Connection) -> tuple[float, float] | None:
     """Simulated ``(start, end)`` of the baseline backfill (the leading ``kind='baseline'`` batches).
 
     The baseline is written first, so only the batches before the first live one are read
@@ -72,14 +74,14 @@ def baseline_window(conn: sqlite3.Connection) -> tuple[float, float] | None:
     return float(row[0]), float(row[1])
 
 
-def first_drifted_event_time(conn: sqlite3.Connection, *, start_s: float, end_s: float) -> float | None:
+def first_drifted_event_time(conn: Connection, *, start_s: float, end_s: float) -> float | None:
     """Earliest ``event_time`` in ``[start_s, end_s)`` whose true ``drift_intensity`` is above 0."""
     row = conn.execute("SELECT event_time FROM interactions WHERE event_time >= ? AND event_time < ? "
                        "AND drift_intensity > 0 ORDER BY event_time LIMIT 1", (start_s, end_s)).fetchone()
     return None if row is None else float(row[0])
 
 
-def sample_feature(conn: sqlite3.Connection, *, feature: str, start_s: float, end_s: float,
+def sample_feature(conn: Connection, *, feature: str, start_s: float, end_s: float,
                    limit: int) -> pd.DataFrame:
     """The newest ``limit`` values of one feature in ``[start_s, end_s)`` (index range, newest first).
 
@@ -94,7 +96,7 @@ def sample_feature(conn: sqlite3.Connection, *, feature: str, start_s: float, en
     return _frame(conn, sql, (start_s, end_s, int(limit)), ("event_time", feature))
 
 
-def reference_sample_feature(conn: sqlite3.Connection, *, version: str, feature: str, limit: int) -> pd.DataFrame:
+def reference_sample_feature(conn: Connection, *, version: str, feature: str, limit: int) -> pd.DataFrame:
     """One feature of ``version``'s stored drift-reference sample (what the detector checks against)."""
     from rtml.simulation import FEATURES
 
@@ -106,28 +108,28 @@ def reference_sample_feature(conn: sqlite3.Connection, *, version: str, feature:
 
 # -- drift checks and alerts (detector tables) ---------------------------------------------------
 
-def latest_check(conn: sqlite3.Connection) -> dict | None:
+def latest_check(conn: Connection) -> dict | None:
     """The newest drift check (one row from the checked_at index), or ``None``."""
     row = conn.execute(f"SELECT {', '.join(CHECK_COLUMNS)} FROM drift_checks ORDER BY checked_at DESC LIMIT 1"
                        ).fetchone()
     return None if row is None else dict(zip(CHECK_COLUMNS, row))
 
 
-def checks_since(conn: sqlite3.Connection, *, since_s: float, limit: int) -> pd.DataFrame:
+def checks_since(conn: Connection, *, since_s: float, limit: int) -> pd.DataFrame:
     """Drift checks with ``checked_at >= since_s``, at most the newest ``limit``, oldest first."""
     sql = (f"SELECT {', '.join(CHECK_COLUMNS)} FROM drift_checks WHERE checked_at >= ? "
            "ORDER BY checked_at DESC LIMIT ?")
     return _frame(conn, sql, (since_s, int(limit)), CHECK_COLUMNS).iloc[::-1].reset_index(drop=True)
 
 
-def results_for_checks(conn: sqlite3.Connection, *, first_check_id: int, last_check_id: int) -> pd.DataFrame:
+def results_for_checks(conn: Connection, *, first_check_id: int, last_check_id: int) -> pd.DataFrame:
     """Per-feature drift results of checks ``first_check_id..last_check_id`` (primary-key range)."""
     sql = (f"SELECT {', '.join(RESULT_COLUMNS)} FROM drift_results WHERE check_id >= ? AND check_id <= ? "
            "ORDER BY check_id, feature")
     return _frame(conn, sql, (int(first_check_id), int(last_check_id)), RESULT_COLUMNS)
 
 
-def first_check_with_true_drift(conn: sqlite3.Connection) -> dict | None:
+def first_check_with_true_drift(conn: Connection) -> dict | None:
     """The first check whose window held simulated drift (``true_intensity > 0``), or ``None``.
 
     Reads the checked_at index in order and stops at the first match, so its cost is the number
@@ -138,21 +140,21 @@ def first_check_with_true_drift(conn: sqlite3.Connection) -> dict | None:
     return None if row is None else dict(zip(("id", "checked_at", "window_start", "window_end"), row))
 
 
-def alerts_since(conn: sqlite3.Connection, *, since_s: float, limit: int) -> pd.DataFrame:
+def alerts_since(conn: Connection, *, since_s: float, limit: int) -> pd.DataFrame:
     """Alerts with ``created_at >= since_s``, newest first, at most ``limit``."""
     sql = (f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE created_at >= ? "
            "ORDER BY created_at DESC, id DESC LIMIT ?")
     return _frame(conn, sql, (since_s, int(limit)), ALERT_COLUMNS)
 
 
-def alert_counts_since(conn: sqlite3.Connection, *, since_s: float) -> dict[str, int]:
+def alert_counts_since(conn: Connection, *, since_s: float) -> dict[str, int]:
     """Number of alerts per severity with ``created_at >= since_s`` (index range)."""
     rows = conn.execute("SELECT severity, COUNT(*) FROM alerts WHERE created_at >= ? GROUP BY severity",
                         (since_s,)).fetchall()
     return {str(s): int(n) for s, n in rows}
 
 
-def first_alert_after(conn: sqlite3.Connection, *, since_s: float, severity: str, source: str) -> dict | None:
+def first_alert_after(conn: Connection, *, since_s: float, severity: str, source: str) -> dict | None:
     """The first alert of ``severity`` from ``source`` with ``created_at >= since_s``, or ``None``."""
     row = conn.execute("SELECT id, created_at, message FROM alerts WHERE created_at >= ? AND severity = ? "
                        "AND source = ? ORDER BY created_at LIMIT 1", (since_s, severity, source)).fetchone()
@@ -161,13 +163,13 @@ def first_alert_after(conn: sqlite3.Connection, *, since_s: float, severity: str
 
 # -- models and performance (detector tables) ----------------------------------------------------
 
-def recent_models(conn: sqlite3.Connection, *, limit: int) -> pd.DataFrame:
+def recent_models(conn: Connection, *, limit: int) -> pd.DataFrame:
     """The newest ``limit`` model versions (the (major, minor) index, newest first)."""
     sql = (f"SELECT {', '.join(MODEL_COLUMNS)} FROM models ORDER BY major DESC, minor DESC LIMIT ?")
     return _frame(conn, sql, (int(limit),), MODEL_COLUMNS)
 
 
-def champion(conn: sqlite3.Connection) -> dict | None:
+def champion(conn: Connection) -> dict | None:
     """The model whose status is ``champion`` (at most one), or ``None`` before the first model.
 
     The models table holds one row per trained version (a few per simulated day); an index on
@@ -178,21 +180,21 @@ def champion(conn: sqlite3.Connection) -> dict | None:
     return None if row is None else dict(zip(MODEL_COLUMNS, row))
 
 
-def model_events_since(conn: sqlite3.Connection, *, since_s: float, limit: int) -> pd.DataFrame:
+def model_events_since(conn: Connection, *, since_s: float, limit: int) -> pd.DataFrame:
     """Model events with ``at >= since_s``, newest first, at most ``limit``."""
     sql = (f"SELECT {', '.join(MODEL_EVENT_COLUMNS)} FROM model_events WHERE at >= ? "
            "ORDER BY at DESC, id DESC LIMIT ?")
     return _frame(conn, sql, (since_s, int(limit)), MODEL_EVENT_COLUMNS)
 
 
-def performance_since(conn: sqlite3.Connection, *, since_s: float, limit: int) -> pd.DataFrame:
+def performance_since(conn: Connection, *, since_s: float, limit: int) -> pd.DataFrame:
     """Performance windows with ``window_end >= since_s``, at most the newest ``limit``, oldest first."""
     sql = (f"SELECT {', '.join(PERFORMANCE_COLUMNS)} FROM performance WHERE window_end >= ? "
            "ORDER BY window_end DESC LIMIT ?")
     return _frame(conn, sql, (since_s, int(limit)), PERFORMANCE_COLUMNS).iloc[::-1].reset_index(drop=True)
 
 
-def latest_performance(conn: sqlite3.Connection, *, since_s: float, model_version: str | None = None) -> dict | None:
+def latest_performance(conn: Connection, *, since_s: float, model_version: str | None = None) -> dict | None:
     """The newest performance window ending at or after ``since_s`` (of ``model_version`` if given).
 
     Walks the window_end index from the newest row and stops at the first match; ``since_s``

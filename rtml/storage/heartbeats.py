@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from rtml.storage.db import transaction
+from rtml.storage.db import Connection, transaction
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class Heartbeat:
         return (time.time() if now is None else now) - self.real_time
 
 
-def write_heartbeat(conn: sqlite3.Connection, *, component: str, pid: int, state: str,
+def write_heartbeat(conn: Connection, *, component: str, pid: int, state: str,
                     sim_time: float | None = None, speed: float | None = None,
                     started_at: float | None = None, details: dict | None = None,
                     real_time: float | None = None) -> None:
@@ -39,7 +38,7 @@ def write_heartbeat(conn: sqlite3.Connection, *, component: str, pid: int, state
                                        real_time=real_time)
 
 
-def write_heartbeat_in_transaction(conn: sqlite3.Connection, *, component: str, pid: int, state: str,
+def write_heartbeat_in_transaction(conn: Connection, *, component: str, pid: int, state: str,
                                    sim_time: float | None = None, speed: float | None = None,
                                    started_at: float | None = None, details: dict | None = None,
                                    real_time: float | None = None) -> None:
@@ -53,14 +52,14 @@ def write_heartbeat_in_transaction(conn: sqlite3.Connection, *, component: str, 
          state, json.dumps(details or {})))
 
 
-def read_heartbeats(conn: sqlite3.Connection) -> dict[str, Heartbeat]:
+def read_heartbeats(conn: Connection) -> dict[str, Heartbeat]:
     """Every component's heartbeat, keyed by component name."""
     rows = conn.execute("SELECT component, pid, real_time, sim_time, speed, started_at, state, details "
                         "FROM heartbeats ORDER BY component").fetchall()
     return {r[0]: Heartbeat(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7] or "{}")) for r in rows}
 
 
-def sim_now(conn: sqlite3.Connection, *, real_now: float | None = None) -> tuple[float | None, float]:
+def sim_now(conn: Connection, *, real_now: float | None = None) -> tuple[float | None, float]:
     """Simulated now and speed, from the generator's heartbeat (the one clock).
 
     While the generator runs the clock advances at ``speed``; when its heartbeat says it

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from rtml.features import CUSTOMER_COLUMNS, FEATURES
 from rtml.features import INTERACTION_COLUMNS as ROW_COLUMNS
-from rtml.storage.db import transaction
+from rtml.storage.db import Connection, DatabaseError, bulk_insert, last_sequence_id, transaction
 
 if TYPE_CHECKING:  # numpy, pandas and the simulator are imported where used, keeping readers light
     import numpy as np
@@ -57,14 +56,14 @@ class GeneratorState:
     settings_fingerprint: dict
 
 
-def write_batch(conn: sqlite3.Connection, batch: Batch, *, kind: str, sim_start: float, sim_end: float,
+def write_batch(conn: Connection, batch: Batch, *, kind: str, sim_start: float, sim_end: float,
                 pool: CustomerPool, changed_slots: np.ndarray | None, state: dict,
                 first_tick: int | None = None, n_ticks: int | None = None) -> BatchRecord:
     """Commit one batch atomically.
 
     Parameters
     ----------
-    conn : sqlite3.Connection
+    conn : Connection
         A writer connection.
     batch : Batch
         The interactions.
@@ -86,10 +85,10 @@ def write_batch(conn: sqlite3.Connection, batch: Batch, *, kind: str, sim_start:
         row = conn.execute("SELECT COALESCE(MAX(batch_id), 0) + 1 FROM generator_batches").fetchone()
         batch_id = int(row[0])
         cols = [batch.columns[c].tolist() for c in ROW_COLUMNS]
-        conn.executemany(INSERT_INTERACTION, zip(itertools.repeat(batch_id), *cols))
+        bulk_insert(conn, "interactions", INTERACTION_COLUMNS, zip(itertools.repeat(batch_id), *cols))
         first_id = last_id = None
-        if len(batch):
-            last_id = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        if len(batch):  # one writer: the batch's ids are consecutive
+            last_id = last_sequence_id(conn, "interactions")
             first_id = last_id - len(batch) + 1
         conn.execute(
             "INSERT INTO generator_batches (batch_id, kind, first_tick, n_ticks, sim_start, sim_end, "
@@ -104,7 +103,7 @@ def write_batch(conn: sqlite3.Connection, batch: Batch, *, kind: str, sim_start:
     return BatchRecord(batch_id, len(batch), first_id, last_id)
 
 
-def read_generator_state(conn: sqlite3.Connection) -> GeneratorState:
+def read_generator_state(conn: Connection) -> GeneratorState:
     """The committed generator state (an empty database gives tick 0, no baseline, no pool)."""
     from rtml.simulation import CustomerPool
 
@@ -117,16 +116,16 @@ def read_generator_state(conn: sqlite3.Connection) -> GeneratorState:
                           settings_fingerprint=state.get("fingerprint", {}))
 
 
-def insert_rows_raw(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+def insert_rows_raw(conn: Connection, rows: list[tuple]) -> None:
     """Insert prepared interaction tuples (``INTERACTION_COLUMNS`` order) in one transaction.
 
     The benchmark's baseline: the same rows, no simulation, no bookkeeping.
     """
     with transaction(conn):
-        conn.executemany(INSERT_INTERACTION, rows)
+        bulk_insert(conn, "interactions", INTERACTION_COLUMNS, rows)
 
 
-def delete_old_interactions(conn: sqlite3.Connection, *, before_s: float, batch_rows: int,
+def delete_old_interactions(conn: Connection, *, before_s: float, batch_rows: int,
                             max_batches: int | None = None) -> int:
     """Delete interactions with ``event_time < before_s`` in transactions of ``batch_rows`` rows.
 
@@ -146,19 +145,19 @@ def delete_old_interactions(conn: sqlite3.Connection, *, before_s: float, batch_
     return deleted
 
 
-def count_interactions(conn: sqlite3.Connection) -> int:
+def count_interactions(conn: Connection) -> int:
     """Number of stored interactions (a full COUNT: ~0.1 s at 10 M rows; not for refresh loops)."""
     return int(conn.execute("SELECT COUNT(*) FROM interactions").fetchone()[0])
 
 
-def time_range(conn: sqlite3.Connection) -> tuple[float | None, float | None]:
+def time_range(conn: Connection) -> tuple[float | None, float | None]:
     """Oldest and newest ``event_time`` (index lookups)."""
     lo = conn.execute("SELECT MIN(event_time) FROM interactions").fetchone()[0]
     hi = conn.execute("SELECT MAX(event_time) FROM interactions").fetchone()[0]
     return lo, hi
 
 
-def read_window(conn: sqlite3.Connection, *, start_s: float, end_s: float,
+def read_window(conn: Connection, *, start_s: float, end_s: float,
                 columns: tuple[str, ...] = ("id", "event_time") + FEATURES + ("converted", "drift_intensity"),
                 limit: int | None = None) -> pd.DataFrame:
     """Interactions with ``start_s <= event_time < end_s`` (index range scan), oldest first.
@@ -174,12 +173,12 @@ def read_window(conn: sqlite3.Connection, *, start_s: float, end_s: float,
         params: tuple = (start_s, end_s)
     else:
         sql = (f"SELECT {cols} FROM (SELECT {cols} FROM interactions WHERE event_time >= ? AND event_time < ? "
-               "ORDER BY event_time DESC LIMIT ?) ORDER BY event_time")
+               "ORDER BY event_time DESC LIMIT ?) AS newest ORDER BY event_time")
         params = (start_s, end_s, int(limit))
     return pd.DataFrame(conn.execute(sql, params).fetchall(), columns=list(columns))
 
 
-def read_after_id(conn: sqlite3.Connection, *, after_id: int, limit: int,
+def read_after_id(conn: Connection, *, after_id: int, limit: int,
                   columns: tuple[str, ...] = ("id", "event_time") + FEATURES) -> pd.DataFrame:
     """Up to ``limit`` interactions with ``id > after_id``, in id order (for scoring)."""
     import pandas as pd
@@ -198,10 +197,10 @@ def _check_columns(columns: tuple[str, ...]) -> None:
         raise ValueError(f"Unknown interaction column(s) {bad}; known: {sorted(_ALLOWED_COLUMNS)}")
 
 
-def baseline_done(conn: sqlite3.Connection) -> bool:
+def baseline_done(conn: Connection) -> bool:
     """Whether the generator has committed the whole baseline (False on an unmigrated database)."""
     try:
         row = conn.execute("SELECT value FROM sim_state WHERE key = ?", ("baseline_done",)).fetchone()
-    except sqlite3.OperationalError:  # no sim_state table yet
+    except DatabaseError:  # no sim_state table yet
         return False
     return bool(row and json.loads(row[0]))

@@ -18,9 +18,11 @@ Nothing here writes. Use :func:`read_snapshot` so that one scrape sees one consi
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from rtml.storage.db import Connection
+from rtml.storage.db import read_snapshot as db_read_snapshot
 
 CHECK_COLUMNS = ("id", "checked_at", "n_reference", "n_current", "policy", "dataset_drift", "n_drifted",
                  "n_features", "share_drifted", "status", "true_intensity", "reference_version")
@@ -34,59 +36,56 @@ MAX_PERFORMANCE_ROWS = 100   # bound on the versions of one performance window
 
 
 @contextmanager
-def read_snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def read_snapshot(conn: Connection) -> Iterator[Connection]:
     """One short read transaction: every query inside sees the same committed state.
 
     Parameters
     ----------
-    conn : sqlite3.Connection
+    conn : Connection
         A connection in autocommit mode (``rtml.storage.connect_readonly``).
     """
-    conn.execute("BEGIN")
-    try:
+    with db_read_snapshot(conn):
         yield conn
-    finally:
-        conn.execute("COMMIT")
 
 
-def latest_check(conn: sqlite3.Connection) -> dict | None:
+def latest_check(conn: Connection) -> dict | None:
     """The newest drift check (``drift_checks_checked_at`` index, one row), or ``None``."""
     row = conn.execute(f"SELECT {', '.join(CHECK_COLUMNS)} FROM drift_checks "
                        "ORDER BY checked_at DESC, id DESC LIMIT 1").fetchone()
     return None if row is None else dict(zip(CHECK_COLUMNS, row))
 
 
-def check_results(conn: sqlite3.Connection, check_id: int) -> list[dict]:
+def check_results(conn: Connection, check_id: int) -> list[dict]:
     """Per-feature results of one check (primary-key prefix), in feature order."""
     rows = conn.execute(f"SELECT {', '.join(RESULT_COLUMNS)} FROM drift_results WHERE check_id = ? "
                         "ORDER BY feature LIMIT ?", (int(check_id), MAX_FEATURES)).fetchall()
     return [dict(zip(RESULT_COLUMNS, r)) for r in rows]
 
 
-def checks_high_water(conn: sqlite3.Connection) -> int:
-    """The highest drift check id: checks ever run (AUTOINCREMENT ids; primary-key lookup)."""
+def checks_high_water(conn: Connection) -> int:
+    """The highest drift check id: checks ever run (ids are never reused; primary-key lookup)."""
     return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM drift_checks").fetchone()[0])
 
 
-def alerts_after(conn: sqlite3.Connection, *, after_id: int, limit: int) -> list[tuple[int, str]]:
+def alerts_after(conn: Connection, *, after_id: int, limit: int) -> list[tuple[int, str]]:
     """``(id, severity)`` of up to ``limit`` alerts with ``id > after_id``, in id order (primary-key range)."""
     return [(int(i), str(s)) for i, s in conn.execute(
         "SELECT id, severity FROM alerts WHERE id > ? ORDER BY id LIMIT ?", (int(after_id), int(limit)))]
 
 
-def alerts_high_water(conn: sqlite3.Connection) -> int:
+def alerts_high_water(conn: Connection) -> int:
     """The highest alert id (0 when none; primary-key lookup)."""
     return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()[0])
 
 
-def alert_counts_since(conn: sqlite3.Connection, *, since_s: float) -> dict[str, int]:
+def alert_counts_since(conn: Connection, *, since_s: float) -> dict[str, int]:
     """Alerts per severity with simulated ``created_at >= since_s`` (``alerts_created_at`` range)."""
     rows = conn.execute("SELECT severity, COUNT(*) FROM alerts WHERE created_at >= ? GROUP BY severity",
                         (float(since_s),)).fetchall()
     return {str(s): int(n) for s, n in rows}
 
 
-def champion(conn: sqlite3.Connection) -> dict | None:
+def champion(conn: Connection) -> dict | None:
     """The champion's registry row (``models_status`` index), ``metrics`` decoded, or ``None``."""
     row = conn.execute(f"SELECT {', '.join(CHAMPION_COLUMNS)} FROM models WHERE status = ? "
                        "ORDER BY major DESC, minor DESC LIMIT 1", ("champion",)).fetchone()
@@ -100,24 +99,24 @@ def champion(conn: sqlite3.Connection) -> dict | None:
     return out
 
 
-def latest_performance(conn: sqlite3.Connection) -> list[dict]:
+def latest_performance(conn: Connection) -> list[dict]:
     """The rows of the newest performance window, one per model version (``performance_window_end``)."""
     sql = (f"SELECT {', '.join(PERFORMANCE_COLUMNS)} FROM performance "
            "WHERE window_end = (SELECT MAX(window_end) FROM performance) ORDER BY model_version LIMIT ?")
     return [dict(zip(PERFORMANCE_COLUMNS, r)) for r in conn.execute(sql, (MAX_PERFORMANCE_ROWS,))]
 
 
-def interactions_high_water(conn: sqlite3.Connection) -> int:
+def interactions_high_water(conn: Connection) -> int:
     """The highest interaction id: rows the generator ever wrote (ids are never reused; primary key)."""
     return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM interactions").fetchone()[0])
 
 
-def scored_high_water(conn: sqlite3.Connection) -> int:
+def scored_high_water(conn: Connection) -> int:
     """The highest scored interaction id (primary-key lookup), 0 before the first prediction."""
     return int(conn.execute("SELECT COALESCE(MAX(interaction_id), 0) FROM predictions").fetchone()[0])
 
 
-def baseline_last_id(conn: sqlite3.Connection) -> int:
+def baseline_last_id(conn: Connection) -> int:
     """The last interaction id of the leading baseline batches (0 before the backfill).
 
     The baseline is written first, so only the batches before the first other one are read

@@ -11,12 +11,11 @@ open their own short one when they write.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from rtml.storage.db import transaction
+from rtml.storage.db import Connection, bulk_insert, insert_returning_id, transaction
 
 MODEL_STATUSES = ("champion", "archived", "rejected", "candidate")
 MODEL_EVENTS = ("trained", "promoted", "rejected", "rolled_back", "refused")
@@ -25,6 +24,7 @@ MODEL_COLUMNS = ("version", "major", "minor", "file", "sha256", "created_at", "p
 EVENT_COLUMNS = ("id", "at", "real_time", "event", "version", "from_version", "actor", "reason", "details")
 PERFORMANCE_COLUMNS = ("window_start", "window_end", "model_version", "n_rows", "base_rate", "accuracy",
                        "roc_auc", "precision", "recall", "f1", "log_loss", "brier", "computed_at")
+PREDICTION_COLUMNS = ("interaction_id", "event_time", "model_version", "probability", "predicted", "scored_at")
 _UPSERT_STATE = ("INSERT INTO detector_state (key, value) VALUES (?, ?) "
                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 
@@ -74,7 +74,7 @@ _SELECT_MODEL = f"SELECT {', '.join(MODEL_COLUMNS)} FROM models"
 
 
 # -- models -------------------------------------------------------------------------------------
-def insert_model_in_transaction(conn: sqlite3.Connection, row: ModelRow) -> None:
+def insert_model_in_transaction(conn: Connection, row: ModelRow) -> None:
     """Insert a registry row (the version must be new)."""
     if row.status not in MODEL_STATUSES:
         raise ValueError(f"status must be one of {', '.join(MODEL_STATUSES)}, got {row.status!r}")
@@ -85,7 +85,7 @@ def insert_model_in_transaction(conn: sqlite3.Connection, row: ModelRow) -> None
          json.dumps(row.library_versions), json.dumps(row.metrics), row.status, row.reason))
 
 
-def set_model_status_in_transaction(conn: sqlite3.Connection, version: str, *, status: str, reason: str | None,
+def set_model_status_in_transaction(conn: Connection, version: str, *, status: str, reason: str | None,
                                     promoted_at: float | None = None) -> None:
     """Change one model's status (and reason; ``promoted_at`` too when given)."""
     if status not in MODEL_STATUSES:
@@ -97,19 +97,19 @@ def set_model_status_in_transaction(conn: sqlite3.Connection, version: str, *, s
                      (status, reason, promoted_at, version))
 
 
-def champion_versions_in_transaction(conn: sqlite3.Connection) -> list[str]:
+def champion_versions_in_transaction(conn: Connection) -> list[str]:
     """Versions whose status is champion (normally one; the registry keeps it so)."""
     return [r[0] for r in conn.execute("SELECT version FROM models WHERE status = ? ORDER BY major, minor",
                                        ("champion",))]
 
 
-def read_model(conn: sqlite3.Connection, version: str) -> ModelRow | None:
+def read_model(conn: Connection, version: str) -> ModelRow | None:
     """The registry row of ``version`` (primary key lookup), or ``None``."""
     r = conn.execute(f"{_SELECT_MODEL} WHERE version = ?", (version,)).fetchone()
     return _model_row(r) if r else None
 
 
-def read_champion(conn: sqlite3.Connection) -> ModelRow | None:
+def read_champion(conn: Connection) -> ModelRow | None:
     """The champion's registry row, or ``None`` before the first model.
 
     The models table holds one row per trained model (a few per simulated day at most), so
@@ -120,44 +120,43 @@ def read_champion(conn: sqlite3.Connection) -> ModelRow | None:
     return _model_row(r) if r else None
 
 
-def latest_version(conn: sqlite3.Connection) -> str | None:
+def latest_version(conn: Connection) -> str | None:
     """The highest version ever registered (``models_major_minor`` index), or ``None``."""
     r = conn.execute("SELECT version FROM models ORDER BY major DESC, minor DESC LIMIT 1").fetchone()
     return r[0] if r else None
 
 
-def list_models(conn: sqlite3.Connection, *, limit: int = 100) -> list[ModelRow]:
+def list_models(conn: Connection, *, limit: int = 100) -> list[ModelRow]:
     """The newest ``limit`` registry rows, newest first."""
     rows = conn.execute(f"{_SELECT_MODEL} ORDER BY major DESC, minor DESC LIMIT ?", (limit,)).fetchall()
     return [_model_row(r) for r in rows]
 
 
 # -- model_events -------------------------------------------------------------------------------
-def insert_event_in_transaction(conn: sqlite3.Connection, *, at: float, event: str, version: str | None,
+def insert_event_in_transaction(conn: Connection, *, at: float, event: str, version: str | None,
                                 from_version: str | None = None, actor: str = "detector",
                                 reason: str | None = None, details: dict | None = None) -> int:
     """Append a model event; returns its id."""
     if event not in MODEL_EVENTS:
         raise ValueError(f"event must be one of {', '.join(MODEL_EVENTS)}, got {event!r}")
-    cur = conn.execute(
-        "INSERT INTO model_events (at, real_time, event, version, from_version, actor, reason, details) "
+    return insert_returning_id(
+        conn, "INSERT INTO model_events (at, real_time, event, version, from_version, actor, reason, details) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (at, time.time(), event, version, from_version, actor, reason, json.dumps(details or {})))
-    return int(cur.lastrowid)
 
 
-def insert_event(conn: sqlite3.Connection, **kwargs) -> int:
+def insert_event(conn: Connection, **kwargs) -> int:
     """:func:`insert_event_in_transaction` in its own transaction."""
     with transaction(conn):
         return insert_event_in_transaction(conn, **kwargs)
 
 
-def last_event_id(conn: sqlite3.Connection) -> int:
+def last_event_id(conn: Connection) -> int:
     """Id of the newest model event (0 when none): the detector's cheap "did the registry change?"."""
     return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM model_events").fetchone()[0])
 
 
-def recent_events(conn: sqlite3.Connection, *, limit: int = 50, events: Iterable[str] | None = None
+def recent_events(conn: Connection, *, limit: int = 50, events: Iterable[str] | None = None
                   ) -> list[ModelEvent]:
     """Newest model events first (optionally only the given kinds)."""
     cols = ", ".join(EVENT_COLUMNS)
@@ -172,40 +171,39 @@ def recent_events(conn: sqlite3.Connection, *, limit: int = 50, events: Iterable
 
 
 # -- detector_state -----------------------------------------------------------------------------
-def read_state(conn: sqlite3.Connection, key: str, default=None):
+def read_state(conn: Connection, key: str, default=None):
     """A JSON value of ``detector_state`` (``default`` when absent)."""
     r = conn.execute("SELECT value FROM detector_state WHERE key = ?", (key,)).fetchone()
     return default if r is None else json.loads(r[0])
 
 
-def write_state_in_transaction(conn: sqlite3.Connection, key: str, value) -> None:
+def write_state_in_transaction(conn: Connection, key: str, value) -> None:
     """Upsert one ``detector_state`` key (JSON-encoded)."""
     conn.execute(_UPSERT_STATE, (key, json.dumps(value)))
 
 
-def write_state(conn: sqlite3.Connection, key: str, value) -> None:
+def write_state(conn: Connection, key: str, value) -> None:
     """:func:`write_state_in_transaction` in its own transaction."""
     with transaction(conn):
         write_state_in_transaction(conn, key, value)
 
 
 # -- predictions --------------------------------------------------------------------------------
-def insert_predictions_in_transaction(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+def insert_predictions_in_transaction(conn: Connection, rows: Iterable[tuple]) -> None:
     """Insert ``(interaction_id, event_time, model_version, probability, predicted, scored_at)`` rows.
 
     A plain INSERT: the primary key makes a second score of the same interaction an error,
     never a silent overwrite.
     """
-    conn.executemany("INSERT INTO predictions (interaction_id, event_time, model_version, probability, "
-                     "predicted, scored_at) VALUES (?, ?, ?, ?, ?, ?)", rows)
+    bulk_insert(conn, "predictions", PREDICTION_COLUMNS, rows)
 
 
-def max_scored_id(conn: sqlite3.Connection) -> int:
+def max_scored_id(conn: Connection) -> int:
     """The highest scored interaction id (primary key lookup), 0 when nothing was scored."""
     return int(conn.execute("SELECT COALESCE(MAX(interaction_id), 0) FROM predictions").fetchone()[0])
 
 
-def read_labelled_predictions(conn: sqlite3.Connection, *, start_s: float, end_s: float) -> list[tuple]:
+def read_labelled_predictions(conn: Connection, *, start_s: float, end_s: float) -> list[tuple]:
     """``(model_version, probability, predicted, converted)`` of predictions with
     ``start_s <= event_time < end_s``, joined with their interactions by id.
 
@@ -217,7 +215,7 @@ def read_labelled_predictions(conn: sqlite3.Connection, *, start_s: float, end_s
         (start_s, end_s)).fetchall()
 
 
-def delete_predictions_before(conn: sqlite3.Connection, *, before_s: float, batch_rows: int) -> int:
+def delete_predictions_before(conn: Connection, *, before_s: float, batch_rows: int) -> int:
     """Delete up to ``batch_rows`` predictions with ``event_time < before_s`` (retention); returns how many."""
     with transaction(conn):
         cur = conn.execute("DELETE FROM predictions WHERE interaction_id IN (SELECT interaction_id FROM "
@@ -226,19 +224,18 @@ def delete_predictions_before(conn: sqlite3.Connection, *, before_s: float, batc
 
 
 # -- performance --------------------------------------------------------------------------------
-def insert_performance_in_transaction(conn: sqlite3.Connection, *, window_start: float, window_end: float,
+def insert_performance_in_transaction(conn: Connection, *, window_start: float, window_end: float,
                                       model_version: str, metrics: dict) -> int:
     """Append one window's metrics for one model version; returns the row id."""
-    cur = conn.execute(
-        f"INSERT INTO performance ({', '.join(PERFORMANCE_COLUMNS)}) "
+    return insert_returning_id(
+        conn, f"INSERT INTO performance ({', '.join(PERFORMANCE_COLUMNS)}) "
         f"VALUES ({', '.join('?' for _ in PERFORMANCE_COLUMNS)})",
         (window_start, window_end, model_version, int(metrics["n_rows"]), metrics.get("base_rate"),
          metrics.get("accuracy"), metrics.get("roc_auc"), metrics.get("precision"), metrics.get("recall"),
          metrics.get("f1"), metrics.get("log_loss"), metrics.get("brier"), time.time()))
-    return int(cur.lastrowid)
 
 
-def recent_performance(conn: sqlite3.Connection, *, since_s: float, limit: int = 1000) -> list[dict]:
+def recent_performance(conn: Connection, *, since_s: float, limit: int = 1000) -> list[dict]:
     """Performance rows with ``window_end >= since_s``, oldest first (at most ``limit``)."""
     rows = conn.execute(
         f"SELECT {', '.join(PERFORMANCE_COLUMNS)} FROM performance WHERE window_end >= ? "
@@ -247,7 +244,7 @@ def recent_performance(conn: sqlite3.Connection, *, since_s: float, limit: int =
 
 
 # -- the generator's baseline (read-only view of generator_batches) ------------------------------
-def baseline_span(conn: sqlite3.Connection) -> tuple[float | None, float | None, int | None]:
+def baseline_span(conn: Connection) -> tuple[float | None, float | None, int | None]:
     """``(sim_start, sim_end, last_id)`` covered by the generator's baseline batches (all ``None``
     before the backfill). Read-only; the generator owns the table."""
     r = conn.execute("SELECT MIN(sim_start), MAX(sim_end), MAX(last_id) FROM generator_batches WHERE kind = ?",
@@ -255,28 +252,27 @@ def baseline_span(conn: sqlite3.Connection) -> tuple[float | None, float | None,
     return (r[0], r[1], r[2]) if r else (None, None, None)
 
 
-def baseline_complete(conn: sqlite3.Connection) -> bool:
+def baseline_complete(conn: Connection) -> bool:
     """Whether the generator recorded its baseline as complete (``sim_state.baseline_done``)."""
     r = conn.execute("SELECT value FROM sim_state WHERE key = ?", ("baseline_done",)).fetchone()
     return bool(r and json.loads(r[0]))
 
 
-def write_reference_sample(conn: sqlite3.Connection, version: str, frame) -> int:
+def write_reference_sample(conn: Connection, version: str, frame) -> int:
     """Store ``frame`` (``event_time``, every feature, ``drift_intensity``) as ``version``'s drift reference, replacing
     any earlier sample of that version, in one transaction. Returns the rows written."""
     from rtml.simulation import FEATURES
 
     columns = ("event_time",) + FEATURES + ("drift_intensity",)
     values = [frame[c].tolist() if c in frame else [None] * len(frame) for c in columns]
-    sql = (f"INSERT INTO model_references (version, seq, {', '.join(columns)}) "
-           f"VALUES (?, ?, {', '.join('?' for _ in columns)})")
     with transaction(conn):
         conn.execute("DELETE FROM model_references WHERE version = ?", (version,))
-        conn.executemany(sql, ((version, i, *row) for i, row in enumerate(zip(*values))))
+        bulk_insert(conn, "model_references", ("version", "seq", *columns),
+                    ((version, i, *row) for i, row in enumerate(zip(*values))))
     return len(frame)
 
 
-def read_reference_sample(conn: sqlite3.Connection, version: str, *, limit: int):
+def read_reference_sample(conn: Connection, version: str, *, limit: int):
     """``version``'s stored drift-reference sample (at most ``limit`` rows, in stored order)."""
     import pandas as pd
 

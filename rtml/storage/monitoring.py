@@ -7,11 +7,10 @@ The detector is their writer; the supervisor also appends component alerts (``so
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from rtml.storage.db import transaction
+from rtml.storage.db import Connection, insert_returning_id, transaction
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -30,7 +29,7 @@ class AlertRow:
     check_id: int | None
 
 
-def insert_alert(conn: sqlite3.Connection, *, created_at: float, severity: str, source: str, message: str,
+def insert_alert(conn: Connection, *, created_at: float, severity: str, source: str, message: str,
                  details: list | dict | None = None, check_id: int | None = None,
                  in_transaction: bool = False) -> int:
     """Append an alert; returns its id. ``in_transaction=True`` when the caller holds one."""
@@ -40,12 +39,12 @@ def insert_alert(conn: sqlite3.Connection, *, created_at: float, severity: str, 
            "VALUES (?, ?, ?, ?, ?, ?, ?)")
     params = (created_at, time.time(), severity, source, message, json.dumps(details or []), check_id)
     if in_transaction:
-        return int(conn.execute(sql, params).lastrowid)
+        return insert_returning_id(conn, sql, params)
     with transaction(conn):
-        return int(conn.execute(sql, params).lastrowid)
+        return insert_returning_id(conn, sql, params)
 
 
-def recent_alerts(conn: sqlite3.Connection, *, limit: int = 50, since_s: float | None = None) -> list[AlertRow]:
+def recent_alerts(conn: Connection, *, limit: int = 50, since_s: float | None = None) -> list[AlertRow]:
     """Newest alerts first (at most ``limit``; optionally only ``created_at >= since_s``)."""
     if since_s is None:
         rows = conn.execute("SELECT id, created_at, real_time, severity, source, message, details, check_id "
@@ -64,7 +63,7 @@ RESULT_COLUMNS = ("check_id", "feature", "kind", "status", "drifted", "psi", "ks
                   "missing_rate_current", "min_detectable_shift", "thresholds", "details")
 
 
-def insert_check(conn: sqlite3.Connection, *, check: dict, results: list[dict],
+def insert_check(conn: Connection, *, check: dict, results: list[dict],
                  alert: dict | None = None) -> tuple[int, int | None]:
     """Store one drift check, its per-feature results and its alert (if any) in one transaction.
 
@@ -75,10 +74,9 @@ def insert_check(conn: sqlite3.Connection, *, check: dict, results: list[dict],
     """
     row = dict(check, real_time=check.get("real_time", time.time()))
     with transaction(conn):
-        cur = conn.execute(f"INSERT INTO drift_checks ({', '.join(CHECK_COLUMNS)}) "
-                           f"VALUES ({', '.join('?' for _ in CHECK_COLUMNS)})",
-                           tuple(row.get(c) for c in CHECK_COLUMNS))
-        check_id = int(cur.lastrowid)
+        check_id = insert_returning_id(conn, f"INSERT INTO drift_checks ({', '.join(CHECK_COLUMNS)}) "
+                                       f"VALUES ({', '.join('?' for _ in CHECK_COLUMNS)})",
+                                       tuple(row.get(c) for c in CHECK_COLUMNS))
         conn.executemany(
             f"INSERT INTO drift_results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' for _ in RESULT_COLUMNS)})",
             [tuple(check_id if c == "check_id" else
@@ -92,13 +90,13 @@ def insert_check(conn: sqlite3.Connection, *, check: dict, results: list[dict],
     return check_id, alert_id
 
 
-def last_check_time(conn: sqlite3.Connection) -> float | None:
+def last_check_time(conn: Connection) -> float | None:
     """Simulated time of the newest drift check (index lookup)."""
     row = conn.execute("SELECT MAX(checked_at) FROM drift_checks").fetchone()
     return None if row[0] is None else float(row[0])
 
 
-def window_intensity(conn: sqlite3.Connection, *, start_s: float, end_s: float) -> float | None:
+def window_intensity(conn: Connection, *, start_s: float, end_s: float) -> float | None:
     """Mean ground-truth drift intensity of the interactions in ``[start_s, end_s)``."""
     row = conn.execute("SELECT AVG(drift_intensity) FROM interactions WHERE event_time >= ? AND event_time < ?",
                        (start_s, end_s)).fetchone()

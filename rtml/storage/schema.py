@@ -1,4 +1,9 @@
-"""The whole database schema in one place: numbered migrations keyed on ``PRAGMA user_version``.
+"""The whole database schema in one place: numbered migrations keyed on the schema version.
+
+The version is ``PRAGMA user_version`` on SQLite and the ``schema_version`` table on PostgreSQL;
+the statements are written in SQLite's dialect and translated for PostgreSQL by
+:func:`rtml.storage.db.postgres_ddl` (REAL → DOUBLE PRECISION, INTEGER → BIGINT, AUTOINCREMENT →
+identity).
 
 Migration ``i`` (1-based) brings a database from version ``i - 1`` to ``i``. Never edit a
 migration that has shipped; append a new one.
@@ -209,3 +214,8 @@ CREATE TABLE model_references (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: Every table the migrations create, children before parents (``drop_schema`` drops in this order).
+TABLES = ("drift_results", "drift_checks", "interactions", "generator_batches", "customers", "sim_state",
+          "heartbeats", "predictions", "detector_state", "alerts", "models", "model_events", "performance",
+          "model_references")

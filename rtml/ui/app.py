@@ -20,7 +20,7 @@ import streamlit as st
 from rtml.config import ConfigError, Settings, load_settings
 from rtml.health import process_stats
 from rtml.simulation import FEATURES
-from rtml.storage import StorageError, connect_readonly
+from rtml.storage import StorageError, connect_readonly, database_exists
 from rtml.storage.heartbeats import sim_now
 from rtml.ui import data, panels
 from rtml.ui.transforms import fmt_time
@@ -52,10 +52,10 @@ def refresh_interval_s(settings: Settings, speed: float) -> float:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _open_database(path: str, file_id: tuple[int, int]) -> Database:
-    """One read-only connection per database file (a new file at the same path gets a new one)."""
-    panels.clear_figure_cache()  # figures are keyed by row ids, which a new file reuses
-    return Database(path=path, conn=connect_readonly(path), lock=threading.Lock())
+def _open_database(target: str, file_id: tuple, label: str | None = None) -> Database:
+    """One read-only connection per database (a new SQLite file at the same path gets a new one)."""
+    panels.clear_figure_cache()  # figures are keyed by row ids, which a new database reuses
+    return Database(path=label or target, conn=connect_readonly(target), lock=threading.Lock())
 
 
 @st.cache_resource(show_spinner=False)
@@ -108,7 +108,15 @@ def _settings() -> Settings:
 
 
 def _database(settings: Settings) -> Database | None:
-    """The shared connection, or ``None`` while the database file does not exist."""
+    """The shared connection, or ``None`` while the database (file, or rtml's schema) does not exist."""
+    if settings.uses_postgres:
+        if not database_exists(settings):
+            return None
+        db = _open_database(settings.database_url, ("postgresql",), settings.database_label)
+        if getattr(db.conn, "closed", False):  # the server went away: reconnect
+            _open_database.clear()
+            db = _open_database(settings.database_url, ("postgresql",), settings.database_label)
+        return db
     path = Path(settings.db_path)
     try:
         info = path.stat()
@@ -181,12 +189,12 @@ def main() -> None:
 
 def _wait_for_database(settings: Settings) -> None:
     """The no-database state: say what to do, and look again every few seconds."""
-    st.info(f"No database yet at `{settings.db_path}`. Start the system with `./run_system.sh start` "
+    st.info(f"No database yet at `{settings.database_label}`. Start the system with `./run_system.sh start` "
             "(or `python data_generator.py`); this page picks it up by itself.")
 
     @st.fragment(run_every=settings.dashboard.min_refresh_seconds * 2)
     def poll() -> None:
-        if Path(settings.db_path).exists():
+        if database_exists(settings):
             st.rerun()
 
     poll()

@@ -9,7 +9,6 @@ feature's reference and current windows. No Streamlit here: the benchmark calls 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ import pandas as pd
 from rtml.simulation import CATEGORICAL_FEATURES, FEATURES
 from rtml.storage import dashboard as q
 from rtml.storage.heartbeats import Heartbeat, read_heartbeats, sim_now
+from rtml.storage.db import Connection
 
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -112,13 +112,13 @@ def _json(text: str | None, default):
         return default
 
 
-def load_snapshot(conn: sqlite3.Connection, *, window_s: float, alert_counts_s: float = DAY_S,
+def load_snapshot(conn: Connection, *, window_s: float, alert_counts_s: float = DAY_S,
                   real_now: float | None = None) -> Snapshot:
     """Read everything one refresh shows (bounded: cost independent of the length of history).
 
     Parameters
     ----------
-    conn : sqlite3.Connection
+    conn : Connection
         A read-only connection (``rtml.storage.connect_readonly``).
     window_s : float
         History shown, in simulated seconds back from now (drift, alerts, performance).
@@ -174,7 +174,7 @@ def load_snapshot(conn: sqlite3.Connection, *, window_s: float, alert_counts_s: 
                     onset=onset, baseline=baseline, load_ms=(time.perf_counter() - started) * 1000.0)
 
 
-def _onset(conn: sqlite3.Connection) -> Onset | None:
+def _onset(conn: Connection) -> Onset | None:
     """First simulated drift (from the checks' true intensity, refined on the raw rows) and the
     first critical drift alert at or after it."""
     first = q.first_check_with_true_drift(conn)
@@ -218,7 +218,7 @@ def reference_and_current_windows(snapshot: Snapshot, *, current_window_s: float
     return ref, ref_label, cur, cur_label
 
 
-def load_distribution(conn: sqlite3.Connection, *, feature: str, reference_window: tuple[float, float] | None,
+def load_distribution(conn: Connection, *, feature: str, reference_window: tuple[float, float] | None,
                       current_window: tuple[float, float] | None, limit: int = 5000,
                       reference_label: str = "reference", current_label: str = "current",
                       reference_version: str | None = None) -> Distribution:
@@ -226,7 +226,7 @@ def load_distribution(conn: sqlite3.Connection, *, feature: str, reference_windo
 
     Parameters
     ----------
-    conn : sqlite3.Connection
+    conn : Connection
     feature : str
         One of :data:`rtml.simulation.FEATURES`.
     reference_window, current_window : (float, float) or None
