@@ -246,7 +246,7 @@ def _port(v: int) -> bool:
 
 @dataclass(frozen=True)
 class MetricsSettings:
-    """The detector's Prometheus /metrics endpoint (docs/metrics.md)."""
+    """The detector's Prometheus /metrics endpoint (README, "Prometheus metrics")."""
 
     enabled: bool = _opt(True, "Serve Prometheus metrics from the detector")
     host: str = _opt("127.0.0.1", "Address /metrics binds to (keep 127.0.0.1 unless Prometheus runs elsewhere)",

@@ -20,7 +20,7 @@ Statistics
 
 Two decision policies turn the statistics into verdicts: :class:`SeedPolicy` (the historical
 fixed thresholds) and :class:`CalibratedPolicy` (the default, which bounds the dataset-level
-false-alarm rate at every window size). ``docs/drift.md`` explains both.
+false-alarm rate at every window size). The README ("Drift detection") explains both.
 """
 
 from __future__ import annotations
@@ -907,7 +907,7 @@ class FeatureResult:
     ``None`` when they do not apply to the kind or could not be computed. ``thresholds`` holds
     every threshold the policy applied (for the calibrated policy ``ks_pvalue``/``chi2_pvalue`` is
     the per-feature significance level). ``min_detectable_shift`` is in KS-distance units for
-    numerical features and in category-share units for categorical ones (see docs/drift.md).
+    numerical features and in category-share units for categorical ones (see the README, "Drift detection").
     """
 
     feature: str

@@ -1,4 +1,4 @@
-"""Prometheus metrics of rtml, served by the detector on ``/metrics`` (see docs/metrics.md).
+"""Prometheus metrics of rtml, served by the detector on ``/metrics`` (see the README).
 
 Two kinds of metrics share one dedicated :class:`prometheus_client.CollectorRegistry` (never
 the global one, so tests and tools can build several):
@@ -85,7 +85,7 @@ def _iso(seconds) -> str:
 
 
 class RtmlCollector(Collector):
-    """Reads rtml's state from the database at scrape time (see docs/metrics.md for every metric).
+    """Reads rtml's state from the database at scrape time (see the README for every metric).
 
     Parameters
     ----------
