@@ -477,6 +477,22 @@ def cmd_validate(settings: Settings) -> int:
     return 0
 
 
+
+def _probe_database(open_connection: Callable[[], Any]) -> tuple[str, bool]:
+    """Open the database, run its quick check and ask whether the baseline is done.
+
+    Returns ``(check result or the error, baseline done)``; the result is ``"ok"`` when usable.
+    """
+    try:
+        conn = open_connection()
+        try:
+            return quick_check(conn), baseline_done(conn)
+        finally:
+            conn.close()
+    except (*DatabaseError, StorageError) as exc:
+        return str(exc), False
+
+
 def cmd_preflight(settings: Settings) -> int:
     """Folders exist and are writable, the database passes quick_check, the port is free.
 
@@ -493,34 +509,20 @@ def cmd_preflight(settings: Settings) -> int:
             _err(f"{folder} is not writable. Fix its permissions or choose another RTML_HOME.")
             return 1
     needs_baseline = True
-    if settings.uses_postgres:
-        try:  # the server must answer now; the generator migrates an empty database
-            conn = connect(settings, busy_timeout_ms=settings.storage.busy_timeout_ms)
-            try:
-                result = quick_check(conn)
-                needs_baseline = not baseline_done(conn)
-            finally:
-                conn.close()
-        except (*DatabaseError, StorageError) as exc:
-            result = str(exc)
+    if settings.uses_postgres:  # the server must answer now; the generator migrates an empty database
+        result, done = _probe_database(lambda: connect(settings, busy_timeout_ms=settings.storage.busy_timeout_ms))
         if result != "ok":
             _err(f"the database {settings.database_label} is not usable: {result}. Check that PostgreSQL runs "
                  "and storage.database_url is right.")
             return 1
+        needs_baseline = not done
     elif settings.db_path.exists() and settings.db_path.stat().st_size > 0:
-        try:
-            conn = connect_readonly(settings)
-            try:
-                result = quick_check(conn)
-                needs_baseline = not baseline_done(conn)
-            finally:
-                conn.close()
-        except (*DatabaseError, StorageError) as exc:
-            result = str(exc)
+        result, done = _probe_database(lambda: connect_readonly(settings))
         if result != "ok":
             _err(f"the database {settings.db_path} failed PRAGMA quick_check: {result}. Move it aside "
                  "(or ./run_system.sh reset to start over) and start again.")
             return 1
+        needs_baseline = not done
     dashboard_ours = procs.classify(procs.pid_path(settings.run_dir, "dashboard"))[0] == "ours"
     if not dashboard_ours and procs.port_in_use(settings.dashboard.host, settings.dashboard.port):
         owner = procs.port_owner(settings.dashboard.port)
