@@ -43,6 +43,8 @@ from rtml.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
+RETENTION_BATCHES_PER_STEP = 5  # bounded work per loop step; the rest follows in later steps
+
 COMPONENT = "detector"
 MAX_SCORE_BATCHES_PER_STEP = 20   # a backlog is worked off over several steps, keeping the loop responsive
 MAX_LOOP_SLEEP_S = 10.0     # never sleep longer than this between steps (registry changes by the CLI are followed)
@@ -209,14 +211,21 @@ class Detector:
         return severity
 
     def _apply_retention(self, now_s: float) -> None:
-        """Once per simulated day, delete predictions older than ``storage.retention_days``."""
+        """Once per simulated day, delete predictions older than ``storage.retention_days``.
+
+        Each step deletes at most :data:`RETENTION_BATCHES_PER_STEP` bounded batches; the day
+        counts as done only once nothing older is left, so a day's ~200k predictions are caught up
+        over the following steps without one long pause.
+        """
         day = int(now_s // DAY_S)
         if day == self._last_retention_day:
             return
-        self._last_retention_day = day
+        batch_rows = self.settings.storage.retention_batch_rows
         cutoff = now_s - self.settings.storage.retention_days * DAY_S
-        deleted = store.delete_predictions_before(self.conn, before_s=cutoff,
-                                                  batch_rows=self.settings.storage.retention_batch_rows)
+        deleted = store.delete_predictions_before(self.conn, before_s=cutoff, batch_rows=batch_rows,
+                                                  max_batches=RETENTION_BATCHES_PER_STEP)
+        if deleted < batch_rows * RETENTION_BATCHES_PER_STEP:
+            self._last_retention_day = day
         if deleted:
             log.info("Retention: deleted %d predictions", deleted)
 

@@ -46,7 +46,8 @@ from rtml.storage import StorageError, connect_readonly, describe_target
 from rtml.storage import metrics as store
 from rtml.storage.heartbeats import read_heartbeats, sim_now
 from rtml.storage.monitoring import SEVERITIES
-from rtml.storage.db import Connection, DatabaseError
+from rtml.storage.db import Connection, DatabaseError, read_snapshot
+from rtml.storage.models import max_scored_id
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class RtmlCollector(Collector):
         with self._lock:
             try:
                 conn = self._connection()
-                with store.read_snapshot(conn):
+                with read_snapshot(conn):
                     families = self._families(conn)
                 ok = 1.0
                 if self._last_error is not None:
@@ -291,7 +292,7 @@ class RtmlCollector(Collector):
     def _throughput(self, conn: Connection) -> list[Metric]:
         ingested = store.interactions_high_water(conn)
         baseline = store.baseline_last_id(conn)
-        scored_to = store.scored_high_water(conn)
+        scored_to = max_scored_id(conn)
         total_in = CounterMetricFamily(f"{PREFIX}_rows_ingested", "Interactions the generator ever wrote")
         total_in.add_metric([], ingested)
         total_scored = CounterMetricFamily(f"{PREFIX}_rows_scored",

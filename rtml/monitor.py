@@ -98,17 +98,15 @@ class DriftMonitor:
     def current_window(self, now_s: float) -> tuple[pd.DataFrame, float, float]:
         """The current window ending at ``now_s``: ``window_rows`` newest rows, or ``window_minutes``."""
         drift = self.settings.drift
-        if drift.window_rows > 0:
-            start = now_s - max(drift.window_minutes * 60.0, 86400.0 * 30)
-            frame = interaction_store.read_window(self.conn, start_s=start, end_s=now_s, limit=drift.window_rows,
-                                                  columns=("event_time",) + NUMERICAL_FEATURES + CATEGORICAL_FEATURES
-                                                  + ("drift_intensity",))
+        limit = drift.window_rows or None
+        # With window_rows the window is the newest rows, looked for within retention's reach.
+        reach_s = self.settings.storage.retention_days * 86400.0 if limit else drift.window_minutes * 60.0
+        start = now_s - reach_s
+        frame = interaction_store.read_window(self.conn, start_s=start, end_s=now_s, limit=limit,
+                                              columns=("event_time",) + NUMERICAL_FEATURES + CATEGORICAL_FEATURES
+                                              + ("drift_intensity",))
+        if limit:
             start = float(frame["event_time"].iloc[0]) if len(frame) else now_s
-        else:
-            start = now_s - drift.window_minutes * 60.0
-            frame = interaction_store.read_window(self.conn, start_s=start, end_s=now_s,
-                                                  columns=("event_time",) + NUMERICAL_FEATURES + CATEGORICAL_FEATURES
-                                                  + ("drift_intensity",))
         return frame, start, now_s
 
     def check(self, now_s: float) -> CheckOutcome:

@@ -38,7 +38,7 @@ from rtml.simulation import FEATURES
 from rtml.storage import models as store
 from rtml.storage import transaction
 from rtml.storage.heartbeats import sim_now
-from rtml.storage.interactions import read_window, time_range
+from rtml.storage.interactions import baseline_done, read_window, time_range
 from rtml.storage.monitoring import insert_alert
 from rtml.storage.db import Connection
 
@@ -254,7 +254,7 @@ def ensure_initial_model(settings: Settings, conn: Connection, *, now_s: float |
     if existing is not None:
         return existing
     start_s, end_s, _ = store.baseline_span(conn)
-    if start_s is None or not store.baseline_complete(conn):
+    if start_s is None or not baseline_done(conn):
         raise RegistryError("No complete baseline in the database yet: run the generator's backfill "
                             "(python data_generator.py --backfill-only) before training the first model.")
     frame = read_window(conn, start_s=start_s, end_s=end_s)

@@ -240,7 +240,8 @@ class Supervisor:
             procs.write_pid_file(self.settings.run_dir, m.record)
         except (psutil.NoSuchProcess, ProcessLookupError):
             m.record = None  # exited at once; _tick sees the exit code
-        m.state, m.started_at, m.ready_at, m.next_start_at = "starting", time.time(), None, None
+        # A new process has passed no health check yet: forget the previous one's.
+        m.state, m.started_at, m.ready_at, m.next_start_at, m.health_ok_at = "starting", time.time(), None, None, None
         log.info("Started %s (pid %d): %s", m.spec.name, m.popen.pid, shlex.join(argv))
 
     def _tick(self, m: Managed) -> None:
@@ -468,7 +469,6 @@ def cmd_validate(settings: Settings) -> int:
     values = {"home": settings.home, "data_dir": settings.data_dir, "models_dir": settings.models_dir,
               "logs_dir": settings.logs_dir, "run_dir": settings.run_dir, "db_path": settings.db_path,
               "database": settings.database_label,
-              "database": settings.database_label,
               "host": settings.dashboard.host, "port": settings.dashboard.port,
               "url": health.dashboard_url(settings), "config_file": settings.config_file or "",
               "stop_timeout_s": settings.supervisor.stop_timeout_s}
@@ -655,7 +655,8 @@ def cmd_stop(settings: Settings) -> int:
     while procs.port_in_use(settings.dashboard.host, port) and time.monotonic() < deadline:
         time.sleep(0.1)
     if procs.port_in_use(settings.dashboard.host, port):
-        _err(f"warning: port {port} is still in use" + (f" by {procs.port_owner(port)}" if procs.port_owner(port) else ""))
+        owner = procs.port_owner(port)
+        _err(f"warning: port {port} is still in use" + (f" by {owner}" if owner else ""))
     _err("stopped")
     return 0
 

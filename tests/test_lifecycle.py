@@ -423,3 +423,16 @@ def test_the_loop_sleeps_until_the_next_due_thing(tmp_path):
     assert detector.seconds_until_due(now, 60.0) == pytest.approx((tick - 1.0) / 60 + 0.1, abs=0.02)
     assert detector.seconds_until_due(check_at - 2.0, 60.0) == pytest.approx(0.05, abs=1e-6)  # MIN_LOOP_SLEEP_S
     assert detector.seconds_until_due(check_at - 6.0, 60.0) <= 0.1 + 1e-6
+
+
+def test_prediction_retention_deletes_in_bounded_batches_until_caught_up(tmp_path):
+    """A day brings far more predictions than one retention batch: every old one goes, a bounded
+    number of batches at a time, and newer ones stay."""
+    conn = connect(tmp_path / "m.db")
+    rows = [(i, float(i), "v1.0", 0.5, 0, 0.0) for i in range(1, 101)]
+    with store.transaction(conn):
+        store.insert_predictions_in_transaction(conn, rows)
+    assert store.delete_predictions_before(conn, before_s=80.5, batch_rows=10, max_batches=2) == 20
+    assert store.delete_predictions_before(conn, before_s=80.5, batch_rows=10) == 60
+    left = [r[0] for r in conn.execute("SELECT interaction_id FROM predictions ORDER BY interaction_id")]
+    assert left == list(range(81, 101))

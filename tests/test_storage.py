@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from rtml.generator import Generator
-from rtml.storage import (SCHEMA_VERSION, DatabaseError, StorageError, connect, connect_readonly,
+from rtml.storage import (SCHEMA_VERSION, DatabaseError, StorageError, connect, connect_readonly, read_snapshot,
                           database_exists, drop_schema, integrity_check, migrate, quick_check, schema_version,
                           transaction)
 from rtml.storage import dashboard as dash_store
@@ -222,7 +222,7 @@ def test_read_window_is_bounded_and_ordered(backend):
 def test_readers_see_one_snapshot(backend):
     conn = connect(backend.target())
     ro = connect_readonly(backend.target())
-    with metrics_store.read_snapshot(ro):
+    with read_snapshot(ro):
         before = metrics_store.alerts_high_water(ro)
         insert_alert(conn, created_at=1.0, severity="info", source="drift", message="m")
         assert metrics_store.alerts_high_water(ro) == before

@@ -5,12 +5,12 @@ Backends: SQLite (a file) and PostgreSQL (a URL); :mod:`rtml.storage.db` is the 
 """
 
 from rtml.storage.db import (Connection, DatabaseError, PostgresError, StorageError, connect,
-                             connect_readonly, database_exists, describe_target, dialect, drop_schema,
+                             connect_readonly, database_exists, describe_target, drop_schema,
                              integrity_check, is_postgres, migrate, quick_check, read_snapshot,
                              schema_version, transaction)
 from rtml.storage.schema import SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "Connection", "DatabaseError", "PostgresError", "StorageError", "connect",
-           "connect_readonly", "database_exists", "describe_target", "dialect", "drop_schema",
+           "connect_readonly", "database_exists", "describe_target", "drop_schema",
            "integrity_check", "is_postgres", "migrate", "quick_check", "read_snapshot", "schema_version",
            "transaction"]

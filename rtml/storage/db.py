@@ -176,11 +176,6 @@ def is_postgres(conn: Any) -> bool:
     return conn.__class__ is PgConnection
 
 
-def dialect(conn: Any) -> str:
-    """``"sqlite"`` or ``"postgresql"``."""
-    return "postgresql" if conn.__class__ is PgConnection else "sqlite"
-
-
 # -- targets: a Settings, a database URL or a SQLite path ------------------------------------------
 def is_postgres_url(text: str) -> bool:
     """Whether ``text`` is a ``postgresql://`` (or ``postgres://``) URL."""
@@ -361,7 +356,7 @@ def transaction(conn: Connection) -> Iterator[Connection]:
     SQLite: ``BEGIN IMMEDIATE``. PostgreSQL: ``BEGIN`` plus the advisory write lock (one writer
     transaction at a time across every process, like SQLite).
     """
-    if conn.__class__ is PgConnection:
+    if is_postgres(conn):
         conn.execute("BEGIN")
         try:
             conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
@@ -388,7 +383,7 @@ def _rollback_quietly(conn: Connection) -> None:
 @contextmanager
 def read_snapshot(conn: Connection) -> Iterator[Connection]:
     """One short read transaction: every query inside sees the same committed state."""
-    if conn.__class__ is PgConnection:
+    if is_postgres(conn):
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     else:
         conn.execute("BEGIN")
@@ -404,7 +399,7 @@ def read_snapshot(conn: Connection) -> Iterator[Connection]:
 # -- dialect helpers -----------------------------------------------------------------------------
 def insert_returning_id(conn: Connection, sql: str, params: Sequence) -> int:
     """Run one ``INSERT`` into a table with an ``id`` identity column; return the new id."""
-    if conn.__class__ is PgConnection:
+    if is_postgres(conn):
         return int(conn.execute(sql + " RETURNING id", params).fetchone()[0])
     return int(conn.execute(sql, params).lastrowid)
 
@@ -414,7 +409,7 @@ _INSERT_SQL_CACHE: dict[tuple[str, tuple[str, ...]], str] = {}
 
 def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
     """Insert many rows: ``executemany`` on SQLite, ``COPY`` on PostgreSQL (inside the caller's transaction)."""
-    if conn.__class__ is PgConnection:
+    if is_postgres(conn):
         conn.copy_rows(table, columns, rows)
         return
     key = (table, tuple(columns))
@@ -428,7 +423,7 @@ def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Iter
 def last_sequence_id(conn: Connection, table: str) -> int:
     """The id the last insert of this session gave ``table`` (SQLite ``last_insert_rowid()``,
     PostgreSQL ``currval`` of its identity sequence); call right after inserting."""
-    if conn.__class__ is PgConnection:
+    if is_postgres(conn):
         row = conn.execute("SELECT currval(pg_get_serial_sequence(?, 'id'))", (table,)).fetchone()
     else:
         row = conn.execute("SELECT last_insert_rowid()").fetchone()
@@ -438,7 +433,7 @@ def last_sequence_id(conn: Connection, table: str) -> int:
 # -- schema ----------------------------------------------------------------------------------------
 def schema_version(conn: Connection) -> int:
     """The schema version: SQLite ``PRAGMA user_version``; PostgreSQL the ``schema_version`` table (0 if absent)."""
-    if conn.__class__ is PgConnection:
+    if is_postgres(conn):
         if not conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()[0]:
             return 0
         row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -461,7 +456,7 @@ def postgres_ddl(statement: str) -> str:
 
 def migrate(conn: Connection) -> int:
     """Apply every pending migration, each in its own transaction; return the new version."""
-    pg = conn.__class__ is PgConnection
+    pg = is_postgres(conn)
     current = schema_version(conn)
     if current > SCHEMA_VERSION:
         raise StorageError(f"The database schema is version {current}, newer than this rtml "
@@ -490,7 +485,7 @@ def drop_schema(conn: Connection) -> list[str]:
 
     A SQLite database is a file: reset deletes it instead.
     """
-    if conn.__class__ is not PgConnection:
+    if not is_postgres(conn):
         raise StorageError("drop_schema is for PostgreSQL; delete the SQLite file instead")
     dropped = []
     with transaction(conn):
@@ -506,14 +501,14 @@ def quick_check(conn: Connection) -> str:
 
     PostgreSQL: the server answers and the schema is readable (the server guards its own pages).
     """
-    if conn.__class__ is PgConnection:
+    if is_postgres(conn):
         return _pg_check(conn)
     return str(conn.execute("PRAGMA quick_check").fetchone()[0])
 
 
 def integrity_check(conn: Connection) -> str:
     """SQLite ``PRAGMA integrity_check``: ``"ok"`` or the first problem found (PostgreSQL: as :func:`quick_check`)."""
-    if conn.__class__ is PgConnection:
+    if is_postgres(conn):
         return _pg_check(conn)
     return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 

@@ -12,17 +12,15 @@ costs the same on a day of history as on a month of it:
 * throughput: the highest interaction id and the highest scored id (primary keys) and the end
   of the generator's leading baseline batches (a few rows in primary-key order).
 
-Nothing here writes. Use :func:`read_snapshot` so that one scrape sees one consistent state.
+Nothing here writes. Run them inside ``rtml.storage.db.read_snapshot`` so that one scrape sees one
+consistent state.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from rtml.storage.db import Connection
-from rtml.storage.db import read_snapshot as db_read_snapshot
 
 CHECK_COLUMNS = ("id", "checked_at", "n_reference", "n_current", "policy", "dataset_drift", "n_drifted",
                  "n_features", "share_drifted", "status", "true_intensity", "reference_version")
@@ -33,19 +31,6 @@ PERFORMANCE_COLUMNS = ("model_version", "window_start", "window_end", "n_rows", 
 CHAMPION_COLUMNS = ("version", "created_at", "promoted_at", "train_start", "train_end", "n_train", "metrics")
 MAX_FEATURES = 1000          # bound on the per-check result rows read (the schema has 10 features)
 MAX_PERFORMANCE_ROWS = 100   # bound on the versions of one performance window
-
-
-@contextmanager
-def read_snapshot(conn: Connection) -> Iterator[Connection]:
-    """One short read transaction: every query inside sees the same committed state.
-
-    Parameters
-    ----------
-    conn : Connection
-        A connection in autocommit mode (``rtml.storage.connect_readonly``).
-    """
-    with db_read_snapshot(conn):
-        yield conn
 
 
 def latest_check(conn: Connection) -> dict | None:
@@ -109,11 +94,6 @@ def latest_performance(conn: Connection) -> list[dict]:
 def interactions_high_water(conn: Connection) -> int:
     """The highest interaction id: rows the generator ever wrote (ids are never reused; primary key)."""
     return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM interactions").fetchone()[0])
-
-
-def scored_high_water(conn: Connection) -> int:
-    """The highest scored interaction id (primary-key lookup), 0 before the first prediction."""
-    return int(conn.execute("SELECT COALESCE(MAX(interaction_id), 0) FROM predictions").fetchone()[0])
 
 
 def baseline_last_id(conn: Connection) -> int:

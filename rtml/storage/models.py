@@ -10,6 +10,7 @@ open their own short one when they write.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -215,12 +216,21 @@ def read_labelled_predictions(conn: Connection, *, start_s: float, end_s: float)
         (start_s, end_s)).fetchall()
 
 
-def delete_predictions_before(conn: Connection, *, before_s: float, batch_rows: int) -> int:
-    """Delete up to ``batch_rows`` predictions with ``event_time < before_s`` (retention); returns how many."""
-    with transaction(conn):
-        cur = conn.execute("DELETE FROM predictions WHERE interaction_id IN (SELECT interaction_id FROM "
-                           "predictions WHERE event_time < ? ORDER BY event_time LIMIT ?)", (before_s, batch_rows))
-        return cur.rowcount
+def delete_predictions_before(conn: Connection, *, before_s: float, batch_rows: int,
+                              max_batches: int | None = None) -> int:
+    """Delete predictions with ``event_time < before_s`` (retention) in transactions of
+    ``batch_rows`` rows, at most ``max_batches`` of them; returns how many were deleted."""
+    deleted = 0
+    for _ in itertools.count() if max_batches is None else range(max_batches):
+        with transaction(conn):
+            cur = conn.execute("DELETE FROM predictions WHERE interaction_id IN (SELECT interaction_id FROM "
+                               "predictions WHERE event_time < ? ORDER BY event_time LIMIT ?)",
+                               (before_s, batch_rows))
+            n = cur.rowcount
+        deleted += n
+        if n < batch_rows:
+            break
+    return deleted
 
 
 # -- performance --------------------------------------------------------------------------------
@@ -250,12 +260,6 @@ def baseline_span(conn: Connection) -> tuple[float | None, float | None, int | N
     r = conn.execute("SELECT MIN(sim_start), MAX(sim_end), MAX(last_id) FROM generator_batches WHERE kind = ?",
                      ("baseline",)).fetchone()
     return (r[0], r[1], r[2]) if r else (None, None, None)
-
-
-def baseline_complete(conn: Connection) -> bool:
-    """Whether the generator recorded its baseline as complete (``sim_state.baseline_done``)."""
-    r = conn.execute("SELECT value FROM sim_state WHERE key = ?", ("baseline_done",)).fetchone()
-    return bool(r and json.loads(r[0]))
 
 
 def write_reference_sample(conn: Connection, version: str, frame) -> int:
