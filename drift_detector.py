@@ -31,6 +31,9 @@ def cmd_run(argv: list[str]) -> int:
     parser.add_argument("--db", help="database file (storage.db_path) or URL (storage.database_url)")
     parser.add_argument("--policy", choices=("seed", "calibrated"), help="drift decision policy (drift.policy)")
     args = parser.parse_args(argv)
+    from rtml.lean import hide_dataframe_libraries
+
+    hide_dataframe_libraries()  # before scikit-learn is imported: it would load pandas (~78 MiB) for nothing
     from rtml.config import db_override
 
     settings = _settings({**db_override(args.db), "drift.policy": args.policy})
@@ -85,6 +88,9 @@ def cmd_rollback(argv: list[str]) -> int:
 def cmd_init_model(argv: list[str]) -> int:
     argparse.ArgumentParser(prog="drift_detector.py init-model",
                             description="Train v1.0 on the baseline when no model exists.").parse_args(argv)
+    from rtml.lean import hide_dataframe_libraries
+
+    hide_dataframe_libraries()  # the detector's training path, exactly as the service runs it
     settings = _settings()
     from rtml.logs import setup_logging
     from rtml.registry import RegistryError, ensure_initial_model

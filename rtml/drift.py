@@ -29,12 +29,13 @@ import functools
 import logging
 import math
 import numbers
+import sys
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
-import pandas as pd
 from scipy import optimize, special, stats
 from scipy.special import rel_entr
 
@@ -44,6 +45,20 @@ except ImportError:  # pragma: no cover - private scipy module moved: use the pu
     _kolmogn = None
 
 logger = logging.getLogger(__name__)
+
+
+def _pandas() -> Any | None:
+    """pandas if this process imported it, else None (then no input can be a pandas object).
+
+    The engine accepts DataFrames and Series but never imports pandas itself: the detector
+    service runs without it (:mod:`rtml.lean`).
+    """
+    return sys.modules.get("pandas")
+
+
+def _is_frame(data: Any) -> bool:
+    pd = _pandas()
+    return pd is not None and isinstance(data, pd.DataFrame)
 
 #: The one epsilon: replaces empty-bin shares (on either side) in PSI, and nowhere else.
 EPSILON = 1e-4
@@ -654,14 +669,15 @@ class _CategoricalProfile:
 
 
 def _column(data: Any, name: str) -> Any | None:
-    if isinstance(data, pd.DataFrame):
+    if _is_frame(data):
         return data[name] if name in data.columns else None
     return data.get(name) if isinstance(data, Mapping) else None
 
 
 def _to_float(values: Any, name: str) -> np.ndarray:
     try:
-        if isinstance(values, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
+        pd = _pandas()
+        if pd is not None and isinstance(values, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
             return values.to_numpy(dtype=np.float64, na_value=np.nan)
         return np.asarray(values, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
@@ -670,8 +686,8 @@ def _to_float(values: Any, name: str) -> np.ndarray:
 
 def _arrow_strings(values: Any) -> Any | None:
     """The pyarrow (chunked) array behind an Arrow-backed string column, else None."""
-    dtype = getattr(values, "dtype", None)
-    if isinstance(dtype, pd.StringDtype) and dtype.storage in ("pyarrow", "pyarrow_numpy"):
+    dtype, pd = getattr(values, "dtype", None), _pandas()
+    if pd is not None and isinstance(dtype, pd.StringDtype) and dtype.storage in ("pyarrow", "pyarrow_numpy"):
         array = values.array if isinstance(values, (pd.Series, pd.Index)) else values
         return array.__arrow_array__()
     return None
@@ -691,7 +707,8 @@ def _count_categories(values: Any) -> tuple[list[Any], np.ndarray, int]:
             keep = [i for i, value in enumerate(distinct) if value is not None]
             distinct, counts = [distinct[i] for i in keep], counts[keep]
         return distinct, counts, n_missing
-    if isinstance(values, (pd.Series, pd.Index, pd.Categorical)):
+    pd = _pandas()
+    if pd is not None and isinstance(values, (pd.Series, pd.Index, pd.Categorical)):
         counts = pd.Series(values, copy=False).value_counts(dropna=False, sort=False)
         pairs = zip(counts.index.tolist(), counts.to_numpy().tolist())
     else:
@@ -699,19 +716,28 @@ def _count_categories(values: Any) -> tuple[list[Any], np.ndarray, int]:
         if arr.dtype.kind in "US":  # fixed-width strings: no missing values, sorting beats boxing
             distinct, n = np.unique(arr, return_counts=True)
             pairs = zip(distinct.tolist(), n.tolist())
-        else:  # object dtype stays object (no string-dtype inference); hash count, O(n)
+        elif pd is not None:  # object dtype stays object (no string-dtype inference); hash count, O(n)
             counts = pd.Series(arr, dtype=arr.dtype, copy=False).value_counts(dropna=False, sort=False)
             pairs = zip(counts.index.tolist(), counts.to_numpy().tolist())
+        else:  # no pandas in this process: a Python hash count, O(n), NaNs gathered by _is_missing
+            pairs = Counter(arr.tolist()).items()
     keep, kept_counts, n_missing = [], [], 0
     for value, count in pairs:
         if count == 0:
             continue
-        if pd.isna(value) or (isinstance(value, float) and math.isinf(value)):
+        if _is_missing(value, pd) or (isinstance(value, float) and math.isinf(value)):
             n_missing += int(count)
         else:
             keep.append(value)
             kept_counts.append(int(count))
     return keep, np.asarray(kept_counts, dtype=np.int64), n_missing
+
+
+def _is_missing(value: Any, pd: Any | None) -> bool:
+    """None, NaN (any float type) or, when pandas is loaded, ``pd.NA`` / ``NaT``."""
+    if pd is not None:
+        return bool(pd.isna(value))
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
 def _finite_sorted(x: np.ndarray, *, pad: bool = False) -> np.ndarray:
@@ -759,7 +785,7 @@ class ReferenceProfile:
     @classmethod
     def fit(
         cls,
-        reference: pd.DataFrame | Mapping[str, Any],
+        reference: Any,
         *,
         numerical: Sequence[str] = (),
         categorical: Sequence[str] = (),
@@ -777,7 +803,7 @@ class ReferenceProfile:
             Number of reference-quantile bins for numerical PSI and JS (ties reduce it).
         """
         bins = validate_int("ReferenceProfile.fit", "bins", bins, low=2)
-        if not isinstance(reference, (pd.DataFrame, Mapping)):
+        if not (_is_frame(reference) or isinstance(reference, Mapping)):
             raise InvalidParameterError(
                 "The 'reference' parameter of ReferenceProfile.fit must be a pandas DataFrame or a "
                 f"mapping of column name to array. Got {type(reference).__name__} instead."
@@ -787,7 +813,7 @@ class ReferenceProfile:
             raise ValueError("ReferenceProfile.fit needs at least one numerical or categorical feature.")
         if len(set(names)) != len(names):
             raise ValueError(f"Feature names must be unique. Got {names}.")
-        present = reference.columns if isinstance(reference, pd.DataFrame) else reference.keys()
+        present = reference.columns if _is_frame(reference) else reference.keys()
         missing = [name for name in names if name not in present]
         if missing:
             raise ValueError(f"Columns missing from the reference: {missing}.")
@@ -843,7 +869,7 @@ class ReferenceProfile:
 
 
 def _common_length(data: Any, names: Sequence[str], label: str) -> int:
-    if isinstance(data, pd.DataFrame):  # every column of a frame has its length
+    if _is_frame(data):  # every column of a frame has its length
         return len(data)
     lengths = {name: _length(_column(data, name)) for name in names if _column(data, name) is not None}
     if len(set(lengths.values())) > 1:
@@ -1233,7 +1259,7 @@ def _validate_reference_and_current(reference: Any, current: Any, owner: str) ->
         raise InvalidParameterError(
             f"The 'reference' parameter of {owner} must be a ReferenceProfile. Got {type(reference).__name__} instead."
         )
-    if not isinstance(current, (pd.DataFrame, Mapping)):
+    if not (_is_frame(current) or isinstance(current, Mapping)):
         raise InvalidParameterError(
             f"The 'current' parameter of {owner} must be a pandas DataFrame or a mapping of column name "
             f"to array. Got {type(current).__name__} instead."
@@ -1249,7 +1275,7 @@ def _validate_policy(policy: Any, owner: str) -> Policy:
     return policy
 
 
-def measure(*, reference: ReferenceProfile, current: pd.DataFrame | Mapping[str, Any]) -> WindowStatistics:
+def measure(*, reference: ReferenceProfile, current: Any) -> WindowStatistics:
     """Compute every statistic of ``current`` against ``reference``, without deciding.
 
     Parameters
@@ -1359,7 +1385,7 @@ def decide(statistics: WindowStatistics, policy: Policy | None = None) -> Datase
 def check(
     *,
     reference: ReferenceProfile,
-    current: pd.DataFrame | Mapping[str, Any],
+    current: Any,
     policy: Policy | None = None,
 ) -> DatasetResult:
     """Compare a current window with a fitted reference profile.
@@ -1417,7 +1443,7 @@ class FalseAlarmEstimate:
 
 def false_alarm_rate(
     *,
-    make_windows: Callable[[int], tuple[ReferenceProfile, pd.DataFrame | Mapping[str, Any]]],
+    make_windows: Callable[[int], tuple[ReferenceProfile, Any]],
     n_checks: int,
     policy: Policy | None = None,
 ) -> FalseAlarmEstimate:

@@ -3,9 +3,12 @@
 Pure: no I/O, no global state. A model is a scikit-learn :class:`~sklearn.pipeline.Pipeline`
 of a :class:`~sklearn.compose.ColumnTransformer` (one-hot encoding of the categoricals with
 ``handle_unknown="ignore"``, numericals passed through) and a seeded
-:class:`~sklearn.ensemble.RandomForestClassifier`. Training can be cancelled between chunks of
-trees (the detector's SIGTERM must not wait for a whole forest); the chunked fit gives exactly
-the forest a single fit would, because the forest draws every tree's seed from one stream.
+:class:`~sklearn.ensemble.RandomForestClassifier`. Its input is the :func:`design_matrix` of a
+:class:`rtml.table.Table` — an ``object`` array with one column per :data:`FEATURES` entry, in that
+order — so neither training nor scoring needs pandas (see :mod:`rtml.lean`); the model it learns is
+exactly the one a DataFrame pipeline would learn (a test checks). Training can be cancelled
+between chunks of trees (the detector's SIGTERM must not wait for a whole forest); the chunked fit
+gives exactly the forest a single fit would, because the forest draws every tree's seed from one stream.
 
 Versions are ``v<major>.<minor>`` with integer parts: ``v1.9`` is followed by ``v1.10``.
 """
@@ -18,13 +21,14 @@ import threading
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from scipy.stats import rankdata
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from rtml.simulation import CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERICAL_FEATURES
+from rtml.features import CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERICAL_FEATURES
+from rtml.table import Table
 
 METRICS = ("accuracy", "roc_auc", "precision", "recall", "f1", "log_loss", "brier", "base_rate", "n_rows")
 LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
@@ -53,8 +57,8 @@ def build_pipeline(model_settings: Any, *, seed: int) -> Pipeline:
         Steps ``"features"`` and ``"forest"``; the forest uses ``n_jobs=1`` so scoring keeps a core.
     """
     features = ColumnTransformer(
-        [("categorical", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_FEATURES)),
-         ("numerical", "passthrough", list(NUMERICAL_FEATURES))],
+        [("categorical", OneHotEncoder(handle_unknown="ignore"), [FEATURES.index(c) for c in CATEGORICAL_FEATURES]),
+         ("numerical", "passthrough", [FEATURES.index(c) for c in NUMERICAL_FEATURES])],
         sparse_threshold=0.0)
     forest = RandomForestClassifier(
         n_estimators=model_settings.n_estimators,
@@ -64,13 +68,28 @@ def build_pipeline(model_settings: Any, *, seed: int) -> Pipeline:
     return Pipeline([("features", features), ("forest", forest)])
 
 
-def train(frame: pd.DataFrame, *, model_settings: Any, seed: int,
+def design_matrix(frame: Table) -> np.ndarray:
+    """The model's input: an ``(n_rows, len(FEATURES))`` ``object`` array, columns in :data:`FEATURES` order.
+
+    Examples
+    --------
+    >>> t = Table({name: [1.0] if name in NUMERICAL_FEATURES else ["x"] for name in FEATURES})
+    >>> design_matrix(t).shape
+    (1, 10)
+    """
+    matrix = np.empty((len(frame), len(FEATURES)), dtype=object)
+    for i, name in enumerate(FEATURES):
+        matrix[:, i] = frame[name]
+    return matrix
+
+
+def train(frame: Table, *, model_settings: Any, seed: int,
           cancel: threading.Event | None = None) -> Pipeline:
     """Fit a pipeline on ``frame`` (every column of :data:`FEATURES` plus ``converted``).
 
     Parameters
     ----------
-    frame : DataFrame
+    frame : Table
         Labelled rows.
     model_settings : rtml.config.ModelSettings
     seed : int
@@ -90,12 +109,13 @@ def train(frame: pd.DataFrame, *, model_settings: Any, seed: int,
         When ``cancel`` is set before the forest is complete.
     """
     _check_frame(frame, need_label=True)
-    y = frame[LABEL].to_numpy(dtype=np.int64)
+    y = np.asarray(frame[LABEL], dtype=np.int64)
     if len(np.unique(y)) < 2:
         raise ValueError(f"Cannot train on {len(frame)} rows holding a single class ({int(y[0])}).")
     pipeline = build_pipeline(model_settings, seed=seed)
     features, forest = pipeline.named_steps["features"], pipeline.named_steps["forest"]
-    x = features.fit_transform(frame[list(FEATURES)])
+    # float32 is what the forest fits on; converting once spares a conversion per chunk of trees
+    x = np.asarray(features.fit_transform(design_matrix(frame)), dtype=np.float32)
     total = forest.n_estimators
     forest.set_params(warm_start=True)
     for n_trees in range(min(TREES_PER_CHUNK, total), total + TREES_PER_CHUNK, TREES_PER_CHUNK):
@@ -108,17 +128,17 @@ def train(frame: pd.DataFrame, *, model_settings: Any, seed: int,
     return pipeline
 
 
-def predict_proba(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
+def predict_proba(model: Pipeline, frame: Table) -> np.ndarray:
     """Probability of conversion for each row of ``frame``."""
     _check_frame(frame, need_label=False)
     if len(frame) == 0:
         return np.zeros(0)
-    return model.predict_proba(frame[list(FEATURES)])[:, 1]
+    return model.predict_proba(design_matrix(frame))[:, 1]
 
 
-def evaluate(model: Pipeline, frame: pd.DataFrame) -> dict[str, float | int | None]:
+def evaluate(model: Pipeline, frame: Table) -> dict[str, float | int | None]:
     """Score ``model`` on the labelled rows of ``frame``; see :func:`classification_metrics`."""
-    return classification_metrics(y_true=frame[LABEL].to_numpy(dtype=np.int64),
+    return classification_metrics(y_true=np.asarray(frame[LABEL], dtype=np.int64),
                                    probability=predict_proba(model, frame))
 
 
@@ -175,7 +195,7 @@ def _roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
     n_neg = len(y) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = pd.Series(p).rank(method="average").to_numpy()
+    ranks = rankdata(p, method="average")
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
@@ -220,13 +240,13 @@ def improvement(metric: str, *, challenger: float | None, champion: float | None
     return -diff if metric in LOWER_IS_BETTER else diff
 
 
-def split_holdout(frame: pd.DataFrame, *, holdout_fraction: float,
-                  not_before_s: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+def split_holdout(frame: Table, *, holdout_fraction: float,
+                  not_before_s: float | None = None) -> tuple[Table, Table, float]:
     """Split time-ordered rows into an older training part and the newest held-out slice.
 
     Parameters
     ----------
-    frame : DataFrame
+    frame : Table
         Has ``event_time``.
     holdout_fraction : float
         Share of rows (the newest) held out.
@@ -236,38 +256,38 @@ def split_holdout(frame: pd.DataFrame, *, holdout_fraction: float,
 
     Returns
     -------
-    train, holdout : DataFrame
+    train, holdout : Table
         ``train.event_time < holdout_start <= holdout.event_time``.
     holdout_start : float
 
     Examples
     --------
-    >>> f = pd.DataFrame({"event_time": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    >>> f = Table({"event_time": [1.0, 2.0, 3.0, 4.0, 5.0]})
     >>> tr, ho, start = split_holdout(f, holdout_fraction=0.4)
-    >>> list(tr.event_time), list(ho.event_time), start
+    >>> tr["event_time"].tolist(), ho["event_time"].tolist(), start
     ([1.0, 2.0, 3.0], [4.0, 5.0], 4.0)
     """
     if not 0 < holdout_fraction < 1:
         raise ValueError("The 'holdout_fraction' parameter of split_holdout must be in (0, 1). "
                          f"Got {holdout_fraction!r} instead.")
-    ordered = frame.sort_values("event_time", kind="stable").reset_index(drop=True)
+    ordered = frame.sorted_by("event_time")
     if len(ordered) == 0:
         return ordered, ordered, math.inf
     n_hold = max(1, int(math.ceil(len(ordered) * holdout_fraction)))
-    start = float(ordered["event_time"].iloc[len(ordered) - n_hold])
+    times = ordered["event_time"]
+    start = float(times[len(ordered) - n_hold])
     if not_before_s is not None and not_before_s > start:
         start = float(not_before_s)
-    times = ordered["event_time"].to_numpy()
-    return ordered[times < start].reset_index(drop=True), ordered[times >= start].reset_index(drop=True), start
+    return ordered.where(times < start), ordered.where(times >= start), start
 
 
-def subsample(frame: pd.DataFrame, *, max_rows: int, seed: int) -> pd.DataFrame:
+def subsample(frame: Table, *, max_rows: int, seed: int) -> Table:
     """At most ``max_rows`` rows of ``frame``, drawn without replacement (deterministic), time-ordered."""
     if len(frame) <= max_rows:
         return frame
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
-    return frame.iloc[keep].reset_index(drop=True)
+    return frame.take(keep)
 
 
 # -- versions ------------------------------------------------------------------------------------
@@ -311,9 +331,9 @@ def next_version(latest: str | None) -> str:
     return format_version(major, minor + 1)
 
 
-def _check_frame(frame: pd.DataFrame, *, need_label: bool) -> None:
+def _check_frame(frame: Table, *, need_label: bool) -> None:
     needed = list(FEATURES) + ([LABEL] if need_label else [])
-    missing = [c for c in needed if c not in frame.columns]
+    missing = [c for c in needed if c not in frame]
     if missing:
         raise ValueError(f"The frame lacks column(s) {missing}; a model needs {needed}.")
     if need_label and len(frame) == 0:

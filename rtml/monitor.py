@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import pandas as pd
+import numpy as np
 
 from rtml.alerting import AlertGate, AlertPolicy, format_alert_log_lines
 from rtml.config import DriftSettings, Settings
@@ -19,6 +19,7 @@ from rtml.simulation import CATEGORICAL_FEATURES, NUMERICAL_FEATURES
 from rtml.storage import interactions as interaction_store
 from rtml.storage import monitoring as store
 from rtml.storage.db import Connection
+from rtml.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +87,16 @@ class DriftMonitor:
         self.profile: ReferenceProfile | None = None
         self.reference: tuple[float, float, str] | None = None
 
-    def set_reference(self, frame: pd.DataFrame, *, start_s: float, end_s: float, version: str) -> None:
+    def set_reference(self, frame: Table, *, start_s: float, end_s: float, version: str) -> None:
         """Profile a new reference once (bins, sorted values, category counts) and reset the alert
         history, so a drift the new model has absorbed stops alarming."""
-        self.profile = ReferenceProfile.fit(frame, numerical=NUMERICAL_FEATURES, categorical=CATEGORICAL_FEATURES,
+        self.profile = ReferenceProfile.fit(frame.as_mapping(), numerical=NUMERICAL_FEATURES, categorical=CATEGORICAL_FEATURES,
                                             bins=self.settings.drift.bins)
         self.reference = (start_s, end_s, version)
         self.gate = AlertGate(make_alert_policy(self.settings))
         log.info("Drift reference set to %s's training window: %d rows", version, len(frame))
 
-    def current_window(self, now_s: float) -> tuple[pd.DataFrame, float, float]:
+    def current_window(self, now_s: float) -> tuple[Table, float, float]:
         """The current window ending at ``now_s``: ``window_rows`` newest rows, or ``window_minutes``."""
         drift = self.settings.drift
         limit = drift.window_rows or None
@@ -106,7 +107,7 @@ class DriftMonitor:
                                               columns=("event_time",) + NUMERICAL_FEATURES + CATEGORICAL_FEATURES
                                               + ("drift_intensity",))
         if limit:
-            start = float(frame["event_time"].iloc[0]) if len(frame) else now_s
+            start = float(frame["event_time"][0]) if len(frame) else now_s
         return frame, start, now_s
 
     def check(self, now_s: float) -> CheckOutcome:
@@ -114,10 +115,10 @@ class DriftMonitor:
         if self.profile is None or self.reference is None:
             raise RuntimeError("DriftMonitor.check called before set_reference")
         frame, start, end = self.current_window(now_s)
-        result = check(reference=self.profile, current=frame, policy=self.policy)
+        result = check(reference=self.profile, current=frame.as_mapping(), policy=self.policy)
         alert = self.gate.update(result, now_s) if result.status != "not_enough_data" else None
         ref_start, ref_end, version = self.reference
-        true_intensity = float(frame["drift_intensity"].mean()) if len(frame) else None
+        true_intensity = float(np.mean(frame["drift_intensity"])) if len(frame) else None
         check_row = {"checked_at": now_s, "window_start": start, "window_end": end, "reference_start": ref_start,
                      "reference_end": ref_end, "reference_version": version, "n_reference": self.profile.n_rows,
                      "n_current": len(frame), "policy": self.policy.name, "dataset_drift": int(result.dataset_drift),

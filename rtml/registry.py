@@ -5,8 +5,9 @@
   points at a half-written file.
 * **Loading** (:func:`verify_model_file`, :func:`load_champion`): the file's bytes are hashed
   and compared with the row's sha256 *before* they are unpickled; the library versions stored
-  in the row must match the running ones (scikit-learn major.minor, numpy and joblib major)
-  and the feature list must be :data:`rtml.simulation.FEATURES`. A failing file is refused:
+  in the row must match the running ones (scikit-learn major.minor, numpy and joblib major),
+  the feature list must be :data:`rtml.simulation.FEATURES` and the pipeline must take the
+  :func:`rtml.modeling.design_matrix` of those columns. A failing file is refused:
   a critical alert (source ``model``) and a ``refused`` model event are stored, and the caller
   keeps serving its last good model.
 * **Champion changes** — the first model, promotions (:func:`record_challenger`) and
@@ -28,7 +29,6 @@ from typing import Any
 
 import joblib
 import numpy as np
-import pandas as pd
 import sklearn
 from sklearn.pipeline import Pipeline
 
@@ -41,6 +41,7 @@ from rtml.storage.heartbeats import sim_now
 from rtml.storage.interactions import baseline_done, read_window, time_range
 from rtml.storage.monitoring import insert_alert
 from rtml.storage.db import Connection
+from rtml.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class LoadedModel:
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a model file depends on, as stored in each registry row."""
     return {"sklearn": sklearn.__version__, "numpy": np.__version__, "joblib": joblib.__version__,
-            "pandas": pd.__version__, "python": platform.python_version()}
+            "python": platform.python_version()}
 
 
 def model_filename(version: str) -> str:
@@ -158,10 +159,14 @@ def verify_model_file(models_dir: Path, row: store.ModelRow) -> Pipeline:
         model = joblib.load(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ModelVerificationError(f"Model {row.version}: {path.name} cannot be loaded: {exc}") from None
-    names = list(getattr(model, "feature_names_in_", []))
-    if not isinstance(model, Pipeline) or names != list(FEATURES):
+    if not isinstance(model, Pipeline) or getattr(model, "n_features_in_", None) != len(FEATURES):
         raise ModelVerificationError(f"Model {row.version}: {path.name} holds {type(model).__name__} with "
-                                     f"features {names}, not a Pipeline on {list(FEATURES)}")
+                                     f"{getattr(model, 'n_features_in_', '?')} input features, not a Pipeline on "
+                                     f"the {len(FEATURES)} columns {list(FEATURES)}")
+    if hasattr(model, "feature_names_in_"):
+        raise ModelVerificationError(f"Model {row.version}: {path.name} was saved by an earlier rtml whose models "
+                                     "read pandas DataFrames; this one feeds them arrays (rtml.modeling.design_matrix). "
+                                     "Retrain: ./run_system.sh reset, then start")
     return model
 
 
@@ -409,7 +414,7 @@ def _is_version(text: str) -> bool:
 
 # -- drift reference ------------------------------------------------------------------------------
 def champion_reference(conn: Connection, settings: Settings, *, row: store.ModelRow | None = None
-                       ) -> tuple[pd.DataFrame, float, float, str]:
+                       ) -> tuple[Table, float, float, str]:
     """The champion's training window as the drift reference: ``(frame, start_s, end_s, version)``.
 
     At most ``model.max_train_rows`` rows, sampled deterministically (seeded by the simulation

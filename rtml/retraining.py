@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import pandas as pd
+import numpy as np
 from sklearn.pipeline import Pipeline
 
 from rtml import modeling, registry
@@ -33,6 +33,7 @@ from rtml.simulation import LABEL
 from rtml.storage import models as store
 from rtml.storage.interactions import read_window
 from rtml.storage.db import Connection
+from rtml.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class RetrainOutcome:
     details: dict = field(default_factory=dict)
 
 
-def train_and_evaluate(train_frame: pd.DataFrame, holdout: pd.DataFrame, *, model_settings, seed: int,
+def train_and_evaluate(train_frame: Table, holdout: Table, *, model_settings, seed: int,
                        cancel: threading.Event) -> tuple[Pipeline, dict]:
     """Train a challenger and score it on the holdout (runs in the training thread; no I/O)."""
     model = modeling.train(train_frame, model_settings=model_settings, seed=seed, cancel=cancel)
@@ -175,7 +176,7 @@ class RetrainController:
             log.warning("Not retraining: only %d labelled rows in the last %.1f h before the holdout "
                         "(model.min_train_rows = %d)", len(train), ms.train_window_hours, ms.min_train_rows)
             return False
-        if len(holdout) < MIN_HOLDOUT_ROWS or holdout[LABEL].nunique() < 2:
+        if len(holdout) < MIN_HOLDOUT_ROWS or np.unique(holdout[LABEL]).size < 2:
             log.warning("Not retraining: the held-out slice has %d rows (need %d with both classes); the "
                         "champion %s trained until %.0f", len(holdout), MIN_HOLDOUT_ROWS, champion.version,
                         champion_end or float("nan"))
@@ -187,7 +188,7 @@ class RetrainController:
                                        seed=self.settings.simulation.seed, cancel=self._cancel)
         self._attempt = _Attempt(future=future, started_at=now_s, real_started=time.monotonic(), reason=reason,
                                  champion_version=champion.version, champion_metrics=champion_metrics,
-                                 train_start=float(train["event_time"].iloc[0]), train_end=holdout_start,
+                                 train_start=float(train["event_time"][0]), train_end=holdout_start,
                                  holdout_start=holdout_start, holdout_end=end, n_train=len(train),
                                  n_holdout=len(holdout))
         log.info("Training a challenger on %d rows; gate on %d held-out rows (champion %s: %s %s)", len(train),

@@ -85,7 +85,7 @@ def score_pending(conn: Connection, *, model: Pipeline, version: str, cursor: in
     more = False
     for _ in range(max_batches):
         frame = read_after_id(conn, after_id=cursor, limit=batch_rows)
-        if frame.empty:
+        if len(frame) == 0:
             more = False
             break
         probability = modeling.predict_proba(model, frame)

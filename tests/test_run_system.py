@@ -7,6 +7,7 @@ test stops what it started (also on failure).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -168,6 +169,21 @@ def test_dashboard_answers_health(system):
 
     with urllib.request.urlopen(f"http://127.0.0.1:{system['port']}/_stcore/health", timeout=5) as resp:
         assert resp.read().strip() == b"ok"
+
+
+def test_the_detector_service_runs_without_pandas(system):
+    """After loading its model and scoring, the detector has no pandas/pyarrow library mapped (rtml.lean)."""
+    record = procs.read_pid_file(system["home"] / "run" / "detector.pid")
+    db = system["home"] / "data" / "monitoring.db"
+
+    def scored() -> bool:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            return conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] > 0
+
+    assert wait_for(scored, 60), "the detector scored nothing within 60 s"
+    maps = Path(f"/proc/{record.pid}/maps").read_text()
+    assert "scikit" in maps or "sklearn" in maps  # the model is loaded ...
+    assert "/pandas/" not in maps and "/pyarrow/" not in maps  # ... without the libraries it never uses
 
 
 def test_start_twice_starts_nothing(system):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
+import numpy as np
 import pytest
 
 from rtml.generator import Generator
@@ -204,9 +205,10 @@ def test_read_window_is_bounded_and_ordered(backend):
     gen.replay(0.05)
     start = settings.sim_start_s
     frame = store.read_window(conn, start_s=start, end_s=start + 600)
-    assert frame["event_time"].between(start, start + 600).all() and frame["event_time"].is_monotonic_increasing
+    times = frame["event_time"]
+    assert ((times >= start) & (times <= start + 600)).all() and (np.diff(times) >= 0).all()
     newest = store.read_window(conn, start_s=start, end_s=start + 600, limit=100)
-    assert len(newest) == 100 and newest["event_time"].iloc[-1] == frame["event_time"].iloc[-1]
+    assert len(newest) == 100 and newest["event_time"][-1] == frame["event_time"][-1]
     with pytest.raises(ValueError, match="Unknown interaction column"):
         store.read_window(conn, start_s=0, end_s=1, columns=("id; DROP TABLE interactions",))
     if backend.is_postgres:

@@ -18,11 +18,11 @@ from rtml.features import CUSTOMER_COLUMNS, FEATURES
 from rtml.features import INTERACTION_COLUMNS as ROW_COLUMNS
 from rtml.storage.db import Connection, DatabaseError, bulk_insert, last_sequence_id, transaction
 
-if TYPE_CHECKING:  # numpy, pandas and the simulator are imported where used, keeping readers light
+if TYPE_CHECKING:  # numpy and the simulator are imported where used, keeping readers light
     import numpy as np
-    import pandas as pd
 
     from rtml.simulation import Batch, CustomerPool
+    from rtml.table import Table
 
 INTERACTION_COLUMNS = ("batch_id",) + ROW_COLUMNS
 INSERT_INTERACTION = (f"INSERT INTO interactions ({', '.join(INTERACTION_COLUMNS)}) "
@@ -159,12 +159,12 @@ def time_range(conn: Connection) -> tuple[float | None, float | None]:
 
 def read_window(conn: Connection, *, start_s: float, end_s: float,
                 columns: tuple[str, ...] = ("id", "event_time") + FEATURES + ("converted", "drift_intensity"),
-                limit: int | None = None) -> pd.DataFrame:
+                limit: int | None = None) -> Table:
     """Interactions with ``start_s <= event_time < end_s`` (index range scan), oldest first.
 
     ``limit`` keeps the newest ``limit`` rows of the window.
     """
-    import pandas as pd
+    from rtml.table import Table
 
     _check_columns(columns)
     cols = ", ".join(columns)
@@ -175,17 +175,17 @@ def read_window(conn: Connection, *, start_s: float, end_s: float,
         sql = (f"SELECT {cols} FROM (SELECT {cols} FROM interactions WHERE event_time >= ? AND event_time < ? "
                "ORDER BY event_time DESC LIMIT ?) AS newest ORDER BY event_time")
         params = (start_s, end_s, int(limit))
-    return pd.DataFrame(conn.execute(sql, params).fetchall(), columns=list(columns))
+    return Table.from_rows(conn.execute(sql, params).fetchall(), columns)
 
 
 def read_after_id(conn: Connection, *, after_id: int, limit: int,
-                  columns: tuple[str, ...] = ("id", "event_time") + FEATURES) -> pd.DataFrame:
+                  columns: tuple[str, ...] = ("id", "event_time") + FEATURES) -> Table:
     """Up to ``limit`` interactions with ``id > after_id``, in id order (for scoring)."""
-    import pandas as pd
+    from rtml.table import Table
 
     _check_columns(columns)
     sql = f"SELECT {', '.join(columns)} FROM interactions WHERE id > ? ORDER BY id LIMIT ?"
-    return pd.DataFrame(conn.execute(sql, (after_id, limit)).fetchall(), columns=list(columns))
+    return Table.from_rows(conn.execute(sql, (after_id, limit)).fetchall(), columns)
 
 
 _ALLOWED_COLUMNS = frozenset(("id", "batch_id", "customer_id") + ROW_COLUMNS)

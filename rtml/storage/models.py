@@ -263,9 +263,9 @@ def baseline_span(conn: Connection) -> tuple[float | None, float | None, int | N
 
 
 def write_reference_sample(conn: Connection, version: str, frame) -> int:
-    """Store ``frame`` (``event_time``, every feature, ``drift_intensity``) as ``version``'s drift reference, replacing
-    any earlier sample of that version, in one transaction. Returns the rows written."""
-    from rtml.simulation import FEATURES
+    """Store ``frame`` (a Table with ``event_time``, every feature, ``drift_intensity``) as ``version``'s drift
+    reference, replacing any earlier sample of that version, in one transaction. Returns the rows written."""
+    from rtml.features import FEATURES
 
     columns = ("event_time",) + FEATURES + ("drift_intensity",)
     values = [frame[c].tolist() if c in frame else [None] * len(frame) for c in columns]
@@ -277,12 +277,11 @@ def write_reference_sample(conn: Connection, version: str, frame) -> int:
 
 
 def read_reference_sample(conn: Connection, version: str, *, limit: int):
-    """``version``'s stored drift-reference sample (at most ``limit`` rows, in stored order)."""
-    import pandas as pd
-
-    from rtml.simulation import FEATURES
+    """``version``'s stored drift-reference sample (at most ``limit`` rows, in stored order), a Table."""
+    from rtml.features import FEATURES
+    from rtml.table import Table
 
     columns = ("event_time",) + FEATURES + ("drift_intensity",)
     rows = conn.execute(f"SELECT {', '.join(columns)} FROM model_references WHERE version = ? ORDER BY seq LIMIT ?",
                         (version, int(limit))).fetchall()
-    return pd.DataFrame(rows, columns=list(columns))
+    return Table.from_rows(rows, columns)
