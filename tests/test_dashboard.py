@@ -2,25 +2,32 @@
 
 The database is built with the real generator (baseline + 0.2 replayed days); the detector's
 tables are filled with plain parameterized SQL, so the expected values are known exactly.
+
+The dashboard process must not load pandas or pyarrow (~78 MiB): AppTest imports pandas itself,
+so :func:`test_dashboard_path_never_imports_pandas` draws every panel in a fresh interpreter.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from rtml.generator import Generator
 from rtml.simulation import CATEGORICAL_FEATURES, FEATURES
 from rtml.storage import connect, connect_readonly, transaction
+from rtml.table import Table
 from rtml.storage.heartbeats import write_heartbeat
 from rtml.ui import data, transforms
 from rtml.ui.app import refresh_interval_s
+from rtml.ui.panels import MISSING_CELL, table_html
 from tests.conftest import PROJECT, make_settings
 
 HOUR = 3600.0
@@ -138,6 +145,57 @@ def _metrics(at: AppTest) -> dict[str, tuple[str, str]]:
     return {m.label: (m.value, m.proto.delta) for m in at.metric}
 
 
+class _TableReader(HTMLParser):
+    """Reads back the tables :func:`rtml.ui.panels.table_html` draws: ``data-table`` name →
+    ``{"headers": [...], "rows": [{header: text}], "styles": [row style]}``."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tables: dict[str, dict] = {}
+        self._table = self._row = self._cell = None
+        self._style = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self._table = self.tables.setdefault(attrs.get("data-table", ""), {"headers": [], "rows": [], "styles": []})
+        elif tag == "tr" and self._table is not None:
+            self._row, self._style = [], attrs.get("style") or ""
+        elif tag in ("th", "td") and self._row is not None:
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append("\n")
+
+    def handle_data(self, text):
+        if self._cell is not None:
+            self._cell.append(text)
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td") and self._cell is not None:
+            self._row.append("".join(self._cell))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if not self._table["headers"]:
+                self._table["headers"] = self._row
+            else:
+                self._table["rows"].append(dict(zip(self._table["headers"], self._row)))
+                self._table["styles"].append(self._style)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+
+def read_tables(html_text: str) -> dict[str, dict]:
+    """Every table in ``html_text`` by its ``data-table`` name (see :class:`_TableReader`)."""
+    reader = _TableReader()
+    reader.feed(html_text)
+    return reader.tables
+
+
+def _tables(at: AppTest) -> dict[str, dict]:
+    return read_tables("".join(m.value for m in at.markdown))
+
+
 # -- data layer ----------------------------------------------------------------------------------
 
 def test_snapshot_matches_database(seeded):
@@ -153,7 +211,7 @@ def test_snapshot_matches_database(seeded):
     assert snap.latest_check["id"] == facts["last_check_id"]
     assert set(snap.results["feature"]) == set(FEATURES)
     assert snap.alert_counts == {"critical": 1, "info": 1}
-    assert snap.alerts["message"].iloc[0] == CRITICAL_MESSAGE  # newest first
+    assert snap.alerts["message"][0] == CRITICAL_MESSAGE  # newest first
     assert snap.onset is not None and snap.onset.onset_s == pytest.approx(settings.sim_start_s + 2 * HOUR, abs=60)
     assert snap.onset.delay_s == pytest.approx(facts["critical_at"] - snap.onset.onset_s)
     assert snap.baseline == (settings.sim_start_s - 7 * 86400, settings.sim_start_s)
@@ -189,7 +247,7 @@ def test_queries_are_bounded_and_indexed(seeded):
 
 
 def test_transforms_on_small_inputs():
-    checks = pd.DataFrame({"checked_at": [0.0, 300.0, 600.0], "dataset_drift": [0, 1, 1], "id": [1, 2, 3]})
+    checks = Table({"checked_at": [0.0, 300.0, 600.0], "dataset_drift": [0, 1, 1], "id": [1, 2, 3]})
     assert transforms.drift_since(checks) == (300.0, True)  # fewer quiet checks than needed to close it
     assert transforms.drift_since(checks, quiet_checks=1) == (300.0, False)
     assert transforms.fmt_duration(90) == "1 min 30 s"
@@ -226,18 +284,97 @@ def test_every_panel_renders_with_database_values(seeded, monkeypatch):
     assert len(charts) >= 5  # heatmap, statistics, distribution, truth, performance
     heat = json.loads(charts[0].proto.spec)
     assert heat["data"][0]["type"] == "heatmap" and heat["data"][0]["y"][0] == FEATURES[0]
-    frames = [df.value for df in at.dataframe]
-    alert_frame = next(f for f in frames if "message" in getattr(f, "columns", []))
-    assert alert_frame["message"].iloc[0] == CRITICAL_MESSAGE
-    assert "age: psi 0.27 ≥ 0.05" in alert_frame.iloc[0]["features · value vs threshold"]
-    health = next(f for f in frames if "component" in getattr(f, "columns", []))
-    rows = health.set_index("component")
-    assert rows.loc["detector", "health"] == "healthy" and rows.loc["detector", "pid"] == os.getpid()
-    assert rows.loc["supervisor", "health"] == "STALE"
-    assert rows.loc["generator", "restarts"] == 2
-    versions = next(f for f in frames if "version" in getattr(f, "columns", []) and "status" in f.columns)
-    assert versions.set_index("version").loc[CHAMPION, "status"] == "champion"
+    assert not at.dataframe and not at.table  # Arrow elements would load pandas into the dashboard
+    tables = _tables(at)
+    assert set(tables) == {"alerts", "statistics", "versions", "model-events", "health"}
+    alerts = tables["alerts"]
+    assert alerts["rows"][0]["message"] == CRITICAL_MESSAGE and "#fde2e1" in alerts["styles"][0]  # critical: red
+    assert "age: psi 0.27 ≥ 0.05" in alerts["rows"][0]["features · value vs threshold"]
+    assert "#e3f0fb" in alerts["styles"][1]  # info: blue
+    health = {row["component"]: (row, style) for row, style in zip(tables["health"]["rows"], tables["health"]["styles"])}
+    assert health["detector"][0]["health"] == "healthy" and health["detector"][0]["pid"] == str(os.getpid())
+    assert health["supervisor"][0]["health"] == "STALE" and "#b71c1c" in health["supervisor"][1]
+    assert health["supervisor"][0]["CPU %"] == MISSING_CELL  # its pid does not run here
+    assert health["generator"][0]["restarts"] == "2"
+    assert "stale" not in tables["health"]["headers"]
+    versions = {row["version"]: row for row in tables["versions"]["rows"]}
+    assert versions[CHAMPION]["status"] == "champion" and versions[CHAMPION]["ROC AUC"] == "0.830"
+    assert tables["model-events"]["rows"][0]["event"] == "promoted"
+    statistics = {row["statistic"]: row for row in tables["statistics"]["rows"]}
+    assert statistics["psi"]["threshold"] == "0.05"
     assert any("Drift critical" in e.value for e in at.error)
+
+
+def test_table_html_escapes_every_cell():
+    """Messages, versions and reasons are data: markup in them is shown as text, never run."""
+    table = Table({"version <i>": ['v1"<img src=x onerror=alert(1)>'], "message": ["<script>alert(1)</script> & more"],
+                     "reason": ["line one\nline two :material/home:"], "ROC AUC": [float("nan")], "threshold": [None]})
+    out = table_html(table, name='a"b', formats={"ROC AUC": "%.3f"}, row_styles=["background-color: #fde2e1"])
+    assert "<script" not in out and "<img" not in out and "<i>" not in out
+    assert "\n" not in out  # one line: Markdown keeps it one HTML block
+    assert ":material/" not in out  # Streamlit's Markdown would draw an icon
+    assert "max-height: 360px" in out and "overflow: auto" in out
+    [(name, parsed)] = read_tables(out).items()
+    assert name == 'a"b' and parsed["headers"] == list(table.names)
+    assert parsed["rows"] == [{"version <i>": 'v1"<img src=x onerror=alert(1)>',
+                               "message": "<script>alert(1)</script> & more",
+                               "reason": "line one\nline two :material/home:",
+                               "ROC AUC": MISSING_CELL, "threshold": MISSING_CELL}]
+    assert parsed["styles"] == ["background-color: #fde2e1"]
+
+
+NO_DATAFRAME_SCRIPT = """
+import json, os, sys
+
+import plotly.io
+
+import rtml.ui.app as app
+from rtml.config import load_settings
+from rtml.simulation import FEATURES
+from rtml.storage import connect_readonly
+from rtml.ui import data, panels
+
+drawn = {"tables": [], "figures": 0}
+table_html, to_json = panels.table_html, plotly.io.to_json
+
+def recording_table_html(table, **kwargs):
+    drawn["tables"].append(kwargs["name"])
+    return table_html(table, **kwargs)
+
+def recording_to_json(figure, *args, **kwargs):  # what st.plotly_chart serialises a figure with
+    drawn["figures"] += 1
+    return to_json(figure, *args, **kwargs)
+
+panels.table_html, plotly.io.to_json = recording_table_html, recording_to_json
+settings = load_settings(environ=os.environ)
+conn = connect_readonly(settings.db_path)
+snapshot = data.load_snapshot(conn, window_s=24 * 3600.0)
+
+def load_distribution(feature, ref, ref_label, cur, cur_label, ref_version):
+    return data.load_distribution(conn, feature=feature, reference_window=ref, current_window=cur,
+                                  reference_label=ref_label, current_label=cur_label, reference_version=ref_version)
+
+for feature in FEATURES:  # every panel, with every feature's statistics and distribution
+    app.st.session_state["feature"] = feature
+    assert app.draw_live_panels(snapshot, settings, load_distribution)
+drawn["loaded"] = sorted(m for m in sys.modules if m.partition(".")[0] in ("pandas", "pyarrow"))
+print(json.dumps(drawn))
+"""
+
+
+def test_dashboard_path_never_imports_pandas(seeded):
+    """A fresh interpreter imports the app and draws every panel, for every feature, with Streamlit's own
+    element code (bare mode): neither pandas nor pyarrow may end up imported."""
+    home, settings, _ = seeded
+    env = dict(os.environ, RTML_HOME=str(home), RTML_STORAGE_DB_PATH=str(settings.db_path),
+               RTML_CONFIG=str(PROJECT / "config.toml"), PYTHONPATH=str(PROJECT))
+    proc = subprocess.run([sys.executable, "-c", NO_DATAFRAME_SCRIPT], cwd=PROJECT, env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    drawn = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert drawn["loaded"] == []
+    assert set(drawn["tables"]) == {"alerts", "statistics", "versions", "model-events", "health"}
+    assert drawn["figures"] >= 5 * len(FEATURES)  # heatmap, statistics, distribution, truth, performance
 
 
 def test_feature_picker_switches_the_distribution(seeded, monkeypatch):

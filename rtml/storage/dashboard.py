@@ -4,22 +4,24 @@ Each query is bounded — by a simulated-time window on an indexed column (``eve
 ``checked_at``, ``created_at``, ``window_end``, ``at``), by a primary-key range, or by a LIMIT —
 so one refresh costs the same on a day of history as on a year of it. Nothing here writes.
 
-Functions return plain rows (tuples, dicts or DataFrames with named columns); turning them into
-what a panel shows is :mod:`rtml.ui.data`'s job.
+Functions return plain values, dicts or :class:`~rtml.table.Table` (named numpy
+columns; no pandas in the dashboard process); turning them into what a panel shows is
+:mod:`rtml.ui.data`'s job.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-
+from rtml.table import Table
 from rtml.storage.db import Connection
 
 CHECK_COLUMNS = ("id", "checked_at", "real_time", "window_start", "window_end", "reference_start",
                  "reference_end", "reference_version", "n_reference", "n_current", "policy", "dataset_drift",
                  "n_drifted", "n_features", "share_drifted", "status", "true_intensity")
-RESULT_COLUMNS = ("check_id", "feature", "kind", "status", "drifted", "psi", "ks_statistic", "ks_pvalue",
-                  "js_distance", "chi2_statistic", "chi2_pvalue", "missing_rate_reference",
-                  "missing_rate_current", "min_detectable_shift", "thresholds")
+#: The drift_results columns a panel shows (the heatmap, the statistics chart and table, the
+#: verdict): this is the one read that grows with the history window (10 rows per check), so it
+#: reads nothing else.
+RESULT_COLUMNS = ("check_id", "feature", "drifted", "psi", "ks_statistic", "ks_pvalue", "js_distance",
+                  "chi2_pvalue", "thresholds")
 ALERT_COLUMNS = ("id", "created_at", "real_time", "severity", "source", "message", "details", "check_id")
 MODEL_COLUMNS = ("version", "major", "minor", "created_at", "promoted_at", "train_start", "train_end",
                  "n_train", "metrics", "status", "reason")
@@ -28,8 +30,9 @@ PERFORMANCE_COLUMNS = ("id", "window_start", "window_end", "model_version", "n_r
                        "roc_auc", "precision", "recall", "f1", "log_loss", "brier")
 
 
-def _frame(conn: Connection, sql: str, params: tuple, columns: tuple[str, ...]) -> pd.DataFrame:
-    return pd.DataFrame(conn.execute(sql, params).fetchall(), columns=list(columns))
+def _columns(conn: Connection, sql: str, params: tuple, names: tuple[str, ...]) -> Table:
+    """Run one parameterized statement and return its rows as named columns."""
+    return Table.from_rows(conn.execute(sql, params).fetchall(), names)
 
 
 # -- interactions (generator tables) -------------------------------------------------------------
@@ -82,7 +85,7 @@ def first_drifted_event_time(conn: Connection, *, start_s: float, end_s: float) 
 
 
 def sample_feature(conn: Connection, *, feature: str, start_s: float, end_s: float,
-                   limit: int) -> pd.DataFrame:
+                   limit: int) -> Table:
     """The newest ``limit`` values of one feature in ``[start_s, end_s)`` (index range, newest first).
 
     ``feature`` must be one of :data:`rtml.simulation.FEATURES` (it is a column name, checked).
@@ -93,17 +96,17 @@ def sample_feature(conn: Connection, *, feature: str, start_s: float, end_s: flo
         raise ValueError(f"Unknown feature {feature!r}; known: {', '.join(FEATURES)}")
     sql = (f"SELECT event_time, {feature} FROM interactions WHERE event_time >= ? AND event_time < ? "
            "ORDER BY event_time DESC LIMIT ?")
-    return _frame(conn, sql, (start_s, end_s, int(limit)), ("event_time", feature))
+    return _columns(conn, sql, (start_s, end_s, int(limit)), ("event_time", feature))
 
 
-def reference_sample_feature(conn: Connection, *, version: str, feature: str, limit: int) -> pd.DataFrame:
+def reference_sample_feature(conn: Connection, *, version: str, feature: str, limit: int) -> Table:
     """One feature of ``version``'s stored drift-reference sample (what the detector checks against)."""
     from rtml.simulation import FEATURES
 
     if feature not in FEATURES:
         raise ValueError(f"Unknown feature {feature!r}; known: {', '.join(FEATURES)}")
     sql = f"SELECT event_time, {feature} FROM model_references WHERE version = ? ORDER BY seq LIMIT ?"
-    return _frame(conn, sql, (version, int(limit)), ("event_time", feature))
+    return _columns(conn, sql, (version, int(limit)), ("event_time", feature))
 
 
 # -- drift checks and alerts (detector tables) ---------------------------------------------------
@@ -115,18 +118,18 @@ def latest_check(conn: Connection) -> dict | None:
     return None if row is None else dict(zip(CHECK_COLUMNS, row))
 
 
-def checks_since(conn: Connection, *, since_s: float, limit: int) -> pd.DataFrame:
+def checks_since(conn: Connection, *, since_s: float, limit: int) -> Table:
     """Drift checks with ``checked_at >= since_s``, at most the newest ``limit``, oldest first."""
     sql = (f"SELECT {', '.join(CHECK_COLUMNS)} FROM drift_checks WHERE checked_at >= ? "
            "ORDER BY checked_at DESC LIMIT ?")
-    return _frame(conn, sql, (since_s, int(limit)), CHECK_COLUMNS).iloc[::-1].reset_index(drop=True)
+    return _columns(conn, sql, (since_s, int(limit)), CHECK_COLUMNS).reversed()
 
 
-def results_for_checks(conn: Connection, *, first_check_id: int, last_check_id: int) -> pd.DataFrame:
+def results_for_checks(conn: Connection, *, first_check_id: int, last_check_id: int) -> Table:
     """Per-feature drift results of checks ``first_check_id..last_check_id`` (primary-key range)."""
     sql = (f"SELECT {', '.join(RESULT_COLUMNS)} FROM drift_results WHERE check_id >= ? AND check_id <= ? "
            "ORDER BY check_id, feature")
-    return _frame(conn, sql, (int(first_check_id), int(last_check_id)), RESULT_COLUMNS)
+    return _columns(conn, sql, (int(first_check_id), int(last_check_id)), RESULT_COLUMNS)
 
 
 def first_check_with_true_drift(conn: Connection) -> dict | None:
@@ -140,11 +143,11 @@ def first_check_with_true_drift(conn: Connection) -> dict | None:
     return None if row is None else dict(zip(("id", "checked_at", "window_start", "window_end"), row))
 
 
-def alerts_since(conn: Connection, *, since_s: float, limit: int) -> pd.DataFrame:
+def alerts_since(conn: Connection, *, since_s: float, limit: int) -> Table:
     """Alerts with ``created_at >= since_s``, newest first, at most ``limit``."""
     sql = (f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE created_at >= ? "
            "ORDER BY created_at DESC, id DESC LIMIT ?")
-    return _frame(conn, sql, (since_s, int(limit)), ALERT_COLUMNS)
+    return _columns(conn, sql, (since_s, int(limit)), ALERT_COLUMNS)
 
 
 def alert_counts_since(conn: Connection, *, since_s: float) -> dict[str, int]:
@@ -163,10 +166,10 @@ def first_alert_after(conn: Connection, *, since_s: float, severity: str, source
 
 # -- models and performance (detector tables) ----------------------------------------------------
 
-def recent_models(conn: Connection, *, limit: int) -> pd.DataFrame:
+def recent_models(conn: Connection, *, limit: int) -> Table:
     """The newest ``limit`` model versions (the (major, minor) index, newest first)."""
     sql = (f"SELECT {', '.join(MODEL_COLUMNS)} FROM models ORDER BY major DESC, minor DESC LIMIT ?")
-    return _frame(conn, sql, (int(limit),), MODEL_COLUMNS)
+    return _columns(conn, sql, (int(limit),), MODEL_COLUMNS)
 
 
 def champion(conn: Connection) -> dict | None:
@@ -180,18 +183,18 @@ def champion(conn: Connection) -> dict | None:
     return None if row is None else dict(zip(MODEL_COLUMNS, row))
 
 
-def model_events_since(conn: Connection, *, since_s: float, limit: int) -> pd.DataFrame:
+def model_events_since(conn: Connection, *, since_s: float, limit: int) -> Table:
     """Model events with ``at >= since_s``, newest first, at most ``limit``."""
     sql = (f"SELECT {', '.join(MODEL_EVENT_COLUMNS)} FROM model_events WHERE at >= ? "
            "ORDER BY at DESC, id DESC LIMIT ?")
-    return _frame(conn, sql, (since_s, int(limit)), MODEL_EVENT_COLUMNS)
+    return _columns(conn, sql, (since_s, int(limit)), MODEL_EVENT_COLUMNS)
 
 
-def performance_since(conn: Connection, *, since_s: float, limit: int) -> pd.DataFrame:
+def performance_since(conn: Connection, *, since_s: float, limit: int) -> Table:
     """Performance windows with ``window_end >= since_s``, at most the newest ``limit``, oldest first."""
     sql = (f"SELECT {', '.join(PERFORMANCE_COLUMNS)} FROM performance WHERE window_end >= ? "
            "ORDER BY window_end DESC LIMIT ?")
-    return _frame(conn, sql, (since_s, int(limit)), PERFORMANCE_COLUMNS).iloc[::-1].reset_index(drop=True)
+    return _columns(conn, sql, (since_s, int(limit)), PERFORMANCE_COLUMNS).reversed()
 
 
 def latest_performance(conn: Connection, *, since_s: float, model_version: str | None = None) -> dict | None:

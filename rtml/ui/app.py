@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def _freeze_long_lived_objects() -> None:
     then move the surviving objects out of the cycle collector's sight (:func:`gc.freeze`).
 
     Streamlit runs a full collection after every script run (``runner.postScriptGC``); with
-    pandas, plotly and Streamlit loaded that walked ~10^5 long-lived objects, ~100 ms of CPU per
+    plotly and Streamlit (and then pandas) loaded that walked ~10^5 long-lived objects, ~100 ms of CPU per
     refresh. Afterwards it only walks what the runs allocate. Reference counting still frees
     everything as before."""
     global _frozen
@@ -154,37 +155,62 @@ def main() -> None:
     @st.fragment(run_every=interval)
     def live() -> None:
         snapshot = load_snapshot((db.path, id(db)), window_s, db)
-        if not snapshot.has_data and not snapshot.heartbeats:
-            st.info("The database exists but holds no data yet: start the generator "
-                    "(`./run_system.sh start` or `python data_generator.py`). This page updates by itself.")
-            return
-        health = panels.component_health(snapshot, settings, _process_stats)
-        status = panels.current_status(snapshot, settings)
-        panels.summary_banner(snapshot, settings, status, health)
-        panels.header_kpis(snapshot, settings, status)
-        panels.drift_heatmap(snapshot)
-        feature = panels.feature_picker(snapshot)
-        ref, ref_label, cur, cur_label = data.reference_and_current_windows(
-            snapshot, current_window_s=settings.drift.window_minutes * 60)
-        ref_version = ((snapshot.latest_check or {}).get("reference_version")
-                       or (snapshot.champion or {}).get("version"))
-        dist = load_distribution((db.path, id(db)), feature, ref, ref_label, cur, cur_label, ref_version, db) \
-            if feature in FEATURES else None
-        left, right = st.columns(2)
-        with left:
-            panels.drift_statistics(snapshot, feature)
-        with right:
-            st.markdown(f"**{feature}: reference vs current**")
-            panels.distribution_panel(snapshot, dist)
-        panels.alerts_panel(snapshot)
-        panels.truth_panel(snapshot)
-        panels.performance_panel(snapshot)
-        panels.health_panel(health, settings)
-        st.caption(f"Data read in {snapshot.load_ms:.0f} ms · showing simulated "
-                   f"{fmt_time(snapshot.since_s)} → {fmt_time(snapshot.now_s)} (UTC).")
-        _freeze_long_lived_objects()
+        if draw_live_panels(snapshot, settings,
+                            lambda *sides: load_distribution((db.path, id(db)), *sides, db)):
+            _freeze_long_lived_objects()
 
     live()
+
+
+#: ``(feature, reference_window, reference_label, current_window, current_label, reference_version)``
+#: → the samples the distribution panel compares (see :func:`rtml.ui.data.load_distribution`).
+DistributionLoader = Callable[..., data.Distribution]
+
+
+def draw_live_panels(snapshot: data.Snapshot, settings: Settings, load_distribution: DistributionLoader) -> bool:
+    """Every live panel of one refresh, top to bottom (what the page's fragment reruns).
+
+    Parameters
+    ----------
+    snapshot : Snapshot
+        What this refresh shows (:func:`rtml.ui.data.load_snapshot`).
+    settings : Settings
+    load_distribution : callable
+        Samples the picked feature's reference and current windows (cached in the app).
+
+    Returns
+    -------
+    bool
+        Whether the panels were drawn (``False``: the database holds no data yet; a message says so).
+    """
+    if not snapshot.has_data and not snapshot.heartbeats:
+        st.info("The database exists but holds no data yet: start the generator "
+                "(`./run_system.sh start` or `python data_generator.py`). This page updates by itself.")
+        return False
+    health = panels.component_health(snapshot, settings, _process_stats)
+    status = panels.current_status(snapshot, settings)
+    panels.summary_banner(snapshot, settings, status, health)
+    panels.header_kpis(snapshot, settings, status)
+    panels.drift_heatmap(snapshot)
+    feature = panels.feature_picker(snapshot)
+    ref, ref_label, cur, cur_label = data.reference_and_current_windows(
+        snapshot, current_window_s=settings.drift.window_minutes * 60)
+    ref_version = ((snapshot.latest_check or {}).get("reference_version")
+                   or (snapshot.champion or {}).get("version"))
+    dist = load_distribution(feature, ref, ref_label, cur, cur_label, ref_version) if feature in FEATURES else None
+    left, right = st.columns(2)
+    with left:
+        panels.drift_statistics(snapshot, feature)
+    with right:
+        st.markdown(f"**{feature}: reference vs current**")
+        panels.distribution_panel(snapshot, dist)
+    panels.alerts_panel(snapshot)
+    panels.truth_panel(snapshot)
+    panels.performance_panel(snapshot)
+    panels.health_panel(health, settings)
+    st.caption(f"Data read in {snapshot.load_ms:.0f} ms · showing simulated "
+               f"{fmt_time(snapshot.since_s)} → {fmt_time(snapshot.now_s)} (UTC).")
+    return True
 
 
 def _wait_for_database(settings: Settings) -> None:

@@ -1,11 +1,12 @@
-"""Plotly figure builders of the dashboard: DataFrames in, ``go.Figure`` out (no Streamlit, no I/O)."""
+"""Plotly figure builders of the dashboard: :class:`~rtml.table.Table` and numpy arrays
+in, ``go.Figure`` out (no Streamlit, no I/O, no pandas)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 
+from rtml.table import Table
 from rtml.ui.transforms import (PVALUE_STATISTICS, SEVERITY_COLOURS, SEVERITY_ORDER, STATISTIC_LABELS,
                                 fmt_time, to_datetime)
 
@@ -24,15 +25,30 @@ def _layout(fig: go.Figure, *, height: int, title: str | None = None) -> go.Figu
     return fig
 
 
-def _vline_shapes(times: pd.Series, *, colour: str, width: float, dash: str | None,
+def _floats(values) -> np.ndarray:
+    """``values`` as ``float64`` (``None`` → ``nan``)."""
+    return np.asarray(values, dtype=np.float64)
+
+
+def _has_values(values) -> bool:
+    """Whether any of ``values`` is a number (not ``nan``/``None``)."""
+    return bool(len(values)) and not np.isnan(_floats(values)).all()
+
+
+def _rows_where(table: Table, column: str, value: str) -> Table:
+    """The rows of ``table`` whose ``column`` equals ``value``."""
+    return table.where([v == value for v in table[column]])
+
+
+def _vline_shapes(times, *, colour: str, width: float, dash: str | None,
                   opacity: float = 1.0) -> list[dict]:
     """Vertical lines across the whole plot area as plain shape dicts (on the shared x axis; one
     shape per event, not one per subplot: ``fig.add_vline`` per subplot is slow in plotly)."""
     return [dict(type="line", xref="x", yref="paper", x0=t, x1=t, y0=0, y1=1, opacity=opacity, layer="below",
-                 line=dict(color=colour, width=width, dash=dash)) for t in to_datetime(times)]
+                 line=dict(color=colour, width=width, dash=dash)) for t in to_datetime(times).tolist()]
 
 
-def _event_traces_and_shapes(alerts: pd.DataFrame, changes: pd.DataFrame, *, marker_y: float | None = None,
+def _event_traces_and_shapes(alerts: Table, changes: Table, *, marker_y: float | None = None,
                              axes: dict | None = None) -> tuple[list[go.Scatter], list[dict]]:
     """Markers and vertical lines where alerts fired (by severity) and where the model version changed.
 
@@ -41,16 +57,16 @@ def _event_traces_and_shapes(alerts: pd.DataFrame, changes: pd.DataFrame, *, mar
     axes = axes or {}
     traces, shapes = [], []
     for severity in SEVERITY_ORDER:
-        sub = alerts[alerts["severity"] == severity].head(MAX_EVENT_LINES) if len(alerts) else alerts
+        sub = _rows_where(alerts, "severity", severity).take(slice(0, MAX_EVENT_LINES))
         if not len(sub):
             continue
         shapes += _vline_shapes(sub["created_at"], colour=SEVERITY_COLOURS[severity], width=1, dash="dot",
                                 opacity=0.6)
         traces.append(go.Scatter(x=to_datetime(sub["created_at"]), y=[marker_y] * len(sub), mode="markers",
                                  marker=dict(color=SEVERITY_COLOURS[severity], symbol="triangle-down", size=10),
-                                 name=f"{severity} alert", text=sub["message"], showlegend=True,
+                                 name=f"{severity} alert", text=sub["message"].tolist(), showlegend=True,
                                  hovertemplate="%{x}<br>%{text}<extra></extra>", **axes))
-    tail = changes.tail(MAX_EVENT_LINES)
+    tail = changes.take(slice(-MAX_EVENT_LINES, None))
     if len(tail):
         shapes += _vline_shapes(tail["at"], colour=PROMOTION_COLOUR, width=2, dash=None)
         traces.append(go.Scatter(x=to_datetime(tail["at"]), y=[marker_y] * len(tail), mode="markers",
@@ -84,7 +100,7 @@ def _stacked_axes(n: int, *, spacing: float, titles: list[str], title_size: int)
     return layout
 
 
-def drift_statistics_figure(series: pd.DataFrame, alerts: pd.DataFrame, changes: pd.DataFrame, *,
+def drift_statistics_figure(series: Table, alerts: Table, changes: Table, *,
                             feature: str) -> go.Figure:
     """One feature's statistics over time, one panel each, with its threshold as a dashed line.
 
@@ -92,7 +108,7 @@ def drift_statistics_figure(series: pd.DataFrame, alerts: pd.DataFrame, changes:
     stacked panels are laid out by hand (what ``make_subplots(shared_xaxes=True)`` would build)
     and the figure is validated once, in one constructor call.
     """
-    stats = list(dict.fromkeys(series["statistic"]))
+    stats = list(dict.fromkeys(series["statistic"].tolist()))
     n = max(len(stats), 1)
     titles = [STATISTIC_LABELS.get(s, s) + (" (log; drift below line)" if s in PVALUE_STATISTICS
                                             else " (drift above line)") for s in stats]
@@ -102,10 +118,10 @@ def drift_statistics_figure(series: pd.DataFrame, alerts: pd.DataFrame, changes:
     traces = []
     for i, stat in enumerate(stats, start=1):
         axes = dict(xaxis=f"x{i if i > 1 else ''}", yaxis=f"y{i if i > 1 else ''}")
-        part = series[series["statistic"] == stat]
+        part = _rows_where(series, "statistic", stat)
         traces.append(go.Scatter(x=part["time"], y=part["value"], mode="lines", name=STATISTIC_LABELS.get(stat, stat),
                                  line=dict(color="#1f77b4", width=1.8), showlegend=False, **axes))
-        if part["threshold"].notna().any():
+        if _has_values(part["threshold"]):
             traces.append(go.Scatter(x=part["time"], y=part["threshold"], mode="lines", name="threshold",
                                      line=dict(color="#d62728", width=1.5, dash="dash", shape="hv"),
                                      showlegend=i == 1, legendgroup="threshold", **axes))
@@ -116,7 +132,7 @@ def drift_statistics_figure(series: pd.DataFrame, alerts: pd.DataFrame, changes:
     return _layout(go.Figure(data=traces + events, layout=layout), height=100 + 150 * n)
 
 
-def heatmap_figure(features: list[str], times: pd.Series, score: np.ndarray, drifted: np.ndarray) -> go.Figure:
+def heatmap_figure(features: list[str], times: np.ndarray, score: np.ndarray, drifted: np.ndarray) -> go.Figure:
     """Features × checks coloured by the strongest statistic ÷ its threshold (red ≥ 1 = past it)."""
     hover = np.where(np.isnan(drifted), "no result", np.where(drifted > 0, "DRIFTED", "not drifted"))
     fig = go.Figure(go.Heatmap(
@@ -128,27 +144,32 @@ def heatmap_figure(features: list[str], times: pd.Series, score: np.ndarray, dri
     return _layout(fig, height=90 + 28 * max(len(features), 1), title="Which features drift, check by check")
 
 
-def distribution_figure(reference: pd.Series, current: pd.Series, *, kind: str, reference_label: str,
+def _shares(values: np.ndarray) -> dict[str, float]:
+    """Each distinct value (as text) → its share of ``values``."""
+    categories, counts = np.unique(np.array([str(v) for v in values], dtype=str), return_counts=True)
+    return {str(c): n / counts.sum() for c, n in zip(categories, counts.tolist())}
+
+
+def distribution_figure(reference: np.ndarray, current: np.ndarray, *, kind: str, reference_label: str,
                         current_label: str, bins: int = 40) -> go.Figure:
     """Reference vs current: overlaid histograms (numerical) or grouped share bars (categorical)."""
     fig = go.Figure()
     if kind == "categorical":
-        ref_share = reference.astype(str).value_counts(normalize=True)
-        cur_share = current.astype(str).value_counts(normalize=True)
-        cats = sorted(set(ref_share.index) | set(cur_share.index))
+        ref_share, cur_share = _shares(reference), _shares(current)
+        cats = sorted(set(ref_share) | set(cur_share))
         fig.add_trace(go.Bar(x=cats, y=[ref_share.get(c, 0.0) for c in cats], name=f"{reference_label} · n={len(reference):,}",
                              marker_color=REFERENCE_COLOUR))
         fig.add_trace(go.Bar(x=cats, y=[cur_share.get(c, 0.0) for c in cats], name=f"{current_label} · n={len(current):,}",
                              marker_color=CURRENT_COLOUR))
         fig.update_layout(barmode="group", yaxis_title="share of rows", yaxis_tickformat=".0%")
     else:
-        values = pd.concat([reference, current]).astype(float)
+        values = np.concatenate([_floats(reference), _floats(current)])
         if len(values):
             lo, hi = np.nanquantile(values, [0.0, 0.995])
             edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
             for data, label, colour in ((reference, reference_label, REFERENCE_COLOUR),
                                         (current, current_label, CURRENT_COLOUR)):
-                counts, _ = np.histogram(np.clip(data.astype(float), edges[0], edges[-1]), bins=edges)
+                counts, _ = np.histogram(np.clip(_floats(data), edges[0], edges[-1]), bins=edges)
                 share = counts / max(counts.sum(), 1)
                 fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=share, width=np.diff(edges),
                                      name=f"{label} · n={len(data):,}", marker_color=colour, opacity=0.55))
@@ -156,49 +177,50 @@ def distribution_figure(reference: pd.Series, current: pd.Series, *, kind: str, 
     return _layout(fig, height=340)
 
 
-def performance_figure(performance: pd.DataFrame, changes: pd.DataFrame, *,
+def performance_figure(performance: Table, changes: Table, *,
                        metrics: tuple[str, ...] = ("roc_auc", "accuracy", "f1")) -> go.Figure:
     """Window metrics over time, one colour per metric, with version changes as green lines."""
     labels = {"roc_auc": "ROC AUC", "accuracy": "accuracy", "f1": "F1", "precision": "precision", "recall": "recall"}
     fig = go.Figure()
     times = to_datetime(performance["window_end"])
     for metric in metrics:
-        if metric in performance and performance[metric].notna().any():
-            fig.add_trace(go.Scatter(x=times, y=performance[metric], mode="lines", name=labels.get(metric, metric),
-                                     customdata=performance["model_version"],
+        if metric in performance and _has_values(performance[metric]):
+            fig.add_trace(go.Scatter(x=times, y=_floats(performance[metric]), mode="lines",
+                                     name=labels.get(metric, metric), customdata=performance["model_version"].tolist(),
                                      hovertemplate="%{x}<br>%{y:.3f} (model %{customdata})<extra></extra>"))
-    empty = pd.DataFrame(columns=["created_at", "severity", "message"])
+    empty = Table.no_rows(["created_at", "severity", "message"])
     events, shapes = _event_traces_and_shapes(empty, changes, marker_y=1.0)
     fig.add_traces(events)
     fig.update_layout(shapes=shapes, yaxis_title="metric over the window")
     return _layout(fig, height=340)
 
 
-def truth_figure(checks: pd.DataFrame, alerts: pd.DataFrame, *, onset_s: float | None,
+def truth_figure(checks: Table, alerts: Table, *, onset_s: float | None,
                  first_critical_s: float | None) -> go.Figure:
     """The simulator's true drift intensity and the detector's share of drifted features, with alerts."""
     fig = go.Figure()
     times = to_datetime(checks["checked_at"])
-    if "true_intensity" in checks and checks["true_intensity"].notna().any():
-        fig.add_trace(go.Scatter(x=times, y=checks["true_intensity"], mode="lines", name="true drift intensity (simulator)",
+    if "true_intensity" in checks and _has_values(checks["true_intensity"]):
+        fig.add_trace(go.Scatter(x=times, y=_floats(checks["true_intensity"]), mode="lines", name="true drift intensity (simulator)",
                                  line=dict(color="#444", width=2), fill="tozeroy", fillcolor="rgba(68,68,68,0.12)"))
-    fig.add_trace(go.Scatter(x=times, y=checks["share_drifted"], mode="lines", name="share of features drifted (detector)",
+    fig.add_trace(go.Scatter(x=times, y=_floats(checks["share_drifted"]), mode="lines", name="share of features drifted (detector)",
                              line=dict(color="#1f77b4", width=1.5)))
-    drift_alerts = alerts[alerts["source"] == "drift"] if len(alerts) else alerts
+    drift_alerts = _rows_where(alerts, "source", "drift")
     for severity in SEVERITY_ORDER:
-        sub = drift_alerts[drift_alerts["severity"] == severity] if len(drift_alerts) else drift_alerts
+        sub = _rows_where(drift_alerts, "severity", severity)
         if len(sub):
             fig.add_trace(go.Scatter(x=to_datetime(sub["created_at"]), y=[1.08] * len(sub), mode="markers",
                                      marker=dict(color=SEVERITY_COLOURS[severity], symbol="triangle-down", size=11),
-                                     name=f"{severity} drift alert", text=sub["message"],
+                                     name=f"{severity} drift alert", text=sub["message"].tolist(),
                                      hovertemplate="%{x}<br>%{text}<extra></extra>"))
     shapes = []
-    if len(checks) and onset_s is not None and onset_s >= float(checks["checked_at"].min()):
-        shapes += _vline_shapes(pd.Series([onset_s]), colour="#444", width=1.5, dash="dash")
+    first_check_s = float(np.min(_floats(checks["checked_at"]))) if len(checks) else None
+    if first_check_s is not None and onset_s is not None and onset_s >= first_check_s:
+        shapes += _vline_shapes([onset_s], colour="#444", width=1.5, dash="dash")
         fig.add_trace(go.Scatter(x=to_datetime([onset_s]), y=[0], mode="markers", name=f"drift began {fmt_time(onset_s)}",
                                  marker=dict(color="#444", size=9, symbol="circle")))
-    if len(checks) and first_critical_s is not None and first_critical_s >= float(checks["checked_at"].min()):
-        shapes += _vline_shapes(pd.Series([first_critical_s]), colour=SEVERITY_COLOURS["critical"], width=1.5,
+    if first_check_s is not None and first_critical_s is not None and first_critical_s >= first_check_s:
+        shapes += _vline_shapes([first_critical_s], colour=SEVERITY_COLOURS["critical"], width=1.5,
                                 dash="dash")
     fig.update_layout(shapes=shapes)
     fig.update_yaxes(range=[0, 1.15], title="intensity / share")

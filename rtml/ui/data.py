@@ -1,8 +1,9 @@
 """Data access of the dashboard: one bounded read of everything a refresh shows.
 
 :func:`load_snapshot` runs the statements of :mod:`rtml.storage.dashboard` on a read-only
-connection and returns a :class:`Snapshot` of plain values and DataFrames (picklable, so
-Streamlit's ``cache_data`` can share it between tabs). :func:`load_distribution` samples one
+connection and returns a :class:`Snapshot` of plain values and
+:class:`~rtml.table.Table` (named numpy columns; picklable, so Streamlit's
+``cache_data`` can share it between tabs). :func:`load_distribution` samples one
 feature's reference and current windows. No Streamlit here: the benchmark calls these directly.
 """
 
@@ -12,10 +13,11 @@ import json
 import time
 from dataclasses import dataclass, field
 
-import pandas as pd
+import numpy as np
 
 from rtml.simulation import CATEGORICAL_FEATURES, FEATURES
 from rtml.storage import dashboard as q
+from rtml.table import Table
 from rtml.storage.heartbeats import Heartbeat, read_heartbeats, sim_now
 from rtml.storage.db import Connection
 
@@ -58,8 +60,11 @@ class Onset:
 class Snapshot:
     """Everything one dashboard refresh shows, read in one go.
 
-    ``now_s`` is simulated now (``None`` before the generator ever ran); every frame is bounded
-    to ``[since_s, now]`` or a LIMIT.
+    ``now_s`` is simulated now (``None`` before the generator ever ran); every table is bounded
+    to ``[since_s, now]`` or a LIMIT. The tables hold the columns of their query in
+    :mod:`rtml.storage.dashboard` (``CHECK_COLUMNS``, ``RESULT_COLUMNS`` ...), with the JSON
+    columns parsed: ``results["thresholds"]`` and ``models["metrics"]`` hold dicts,
+    ``alerts["details"]`` lists (or dicts).
     """
 
     now_s: float | None
@@ -68,16 +73,16 @@ class Snapshot:
     since_s: float
     counts: Counts
     latest_check: dict | None
-    checks: pd.DataFrame
-    results: pd.DataFrame
-    alerts: pd.DataFrame
+    checks: Table
+    results: Table
+    alerts: Table
     alert_counts: dict[str, int]
     alert_counts_since_s: float
     champion: dict | None
     champion_performance: dict | None
-    models: pd.DataFrame
-    model_events: pd.DataFrame
-    performance: pd.DataFrame
+    models: Table
+    model_events: Table
+    performance: Table
     heartbeats: dict[str, Heartbeat]
     onset: Onset | None
     baseline: tuple[float, float] | None
@@ -91,12 +96,16 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Distribution:
-    """Samples of one feature on the reference and the current side."""
+    """Samples of one feature on the reference and the current side (missing values dropped).
+
+    ``reference`` and ``current`` are ``float64`` arrays for a numerical feature, ``object``
+    arrays of ``str`` for a categorical one.
+    """
 
     feature: str
     kind: str
-    reference: pd.Series
-    current: pd.Series
+    reference: np.ndarray
+    current: np.ndarray
     reference_window: tuple[float, float] | None
     current_window: tuple[float, float] | None
     reference_label: str
@@ -104,6 +113,7 @@ class Distribution:
 
 
 def _json(text: str | None, default):
+    """``text`` parsed as JSON, or ``default`` when it is empty or not JSON."""
     if not text:
         return default
     try:
@@ -148,12 +158,10 @@ def load_snapshot(conn: Connection, *, window_s: float, alert_counts_s: float = 
         results = q.results_for_checks(conn, first_check_id=int(checks["id"].min()),
                                        last_check_id=int(checks["id"].max()))
     else:
-        results = pd.DataFrame(columns=list(q.RESULT_COLUMNS))
-    parsed: dict = {}  # thresholds repeat from check to check: parse each distinct text once
-    results["thresholds"] = [parsed[t] if t in parsed else parsed.setdefault(t, _json(t, {}))
-                             for t in results["thresholds"]]
+        results = Table.no_rows(q.RESULT_COLUMNS)
+    results = results.with_columns({"thresholds": _parsed_thresholds(results["thresholds"])})
     alerts = q.alerts_since(conn, since_s=since, limit=MAX_ALERTS)
-    alerts["details"] = [_json(d, []) for d in alerts["details"]]
+    alerts = alerts.with_columns({"details": _object_column([_json(d, []) for d in alerts["details"]])})
     counts_since = now - alert_counts_s
     alert_counts = q.alert_counts_since(conn, since_s=counts_since)
     champ = q.champion(conn)
@@ -162,7 +170,7 @@ def load_snapshot(conn: Connection, *, window_s: float, alert_counts_s: float = 
     champ_perf = (q.latest_performance(conn, since_s=since, model_version=champ["version"])
                   if champ is not None else None)
     models = q.recent_models(conn, limit=MAX_MODELS)
-    models["metrics"] = [_json(m, {}) for m in models["metrics"]]
+    models = models.with_columns({"metrics": _object_column([_json(m, {}) for m in models["metrics"]])})
     events = q.model_events_since(conn, since_s=since, limit=MAX_MODEL_EVENTS)
     performance = q.performance_since(conn, since_s=since, limit=MAX_PERFORMANCE)
     onset = _onset(conn)
@@ -172,6 +180,18 @@ def load_snapshot(conn: Connection, *, window_s: float, alert_counts_s: float = 
                     alert_counts_since_s=counts_since, champion=champ, champion_performance=champ_perf,
                     models=models, model_events=events, performance=performance, heartbeats=heartbeats,
                     onset=onset, baseline=baseline, load_ms=(time.perf_counter() - started) * 1000.0)
+
+
+def _object_column(values: list) -> np.ndarray:
+    """``values`` (parsed JSON: dicts, lists) as one ``object`` cell each."""
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
+def _parsed_thresholds(texts: np.ndarray) -> np.ndarray:
+    """The thresholds JSON of each result as a dict; they repeat from check to check, so each
+    distinct text is parsed once (and its dict shared)."""
+    parsed: dict = {}
+    return _object_column([parsed[t] if t in parsed else parsed.setdefault(t, _json(t, {})) for t in texts])
 
 
 def _onset(conn: Connection) -> Onset | None:
@@ -243,19 +263,30 @@ def load_distribution(conn: Connection, *, feature: str, reference_window: tuple
         raise ValueError(f"The 'feature' parameter of load_distribution must be one of {', '.join(FEATURES)}. "
                          f"Got {feature!r} instead.")
 
-    def side(window: tuple[float, float] | None) -> pd.Series:
-        if window is None:
-            return pd.Series([], dtype=object, name=feature)
-        frame = q.sample_feature(conn, feature=feature, start_s=window[0], end_s=window[1] + 1e-6, limit=limit)
-        return frame[feature].dropna()
-
-    reference = pd.Series([], dtype=object, name=feature)
-    if reference_version:
-        reference = q.reference_sample_feature(conn, version=reference_version, feature=feature,
-                                               limit=limit)[feature].dropna()
-    if reference.empty:
-        reference = side(reference_window)
     kind = "categorical" if feature in CATEGORICAL_FEATURES else "numerical"
+
+    def side(window: tuple[float, float] | None) -> np.ndarray:
+        if window is None:
+            return _present_values(np.array([], dtype=object), kind)
+        rows = q.sample_feature(conn, feature=feature, start_s=window[0], end_s=window[1] + 1e-6, limit=limit)
+        return _present_values(rows[feature], kind)
+
+    reference = _present_values(np.array([], dtype=object), kind)
+    if reference_version:
+        reference = _present_values(q.reference_sample_feature(conn, version=reference_version, feature=feature,
+                                                               limit=limit)[feature], kind)
+    if not len(reference):
+        reference = side(reference_window)
     return Distribution(feature=feature, kind=kind, reference=reference, current=side(current_window),
                         reference_window=reference_window, current_window=current_window,
                         reference_label=reference_label, current_label=current_label)
+
+
+def _present_values(values: np.ndarray, kind: str) -> np.ndarray:
+    """``values`` without missing ones (``None``, ``nan``): ``float64`` for a numerical feature,
+    ``object`` (``str``) for a categorical one."""
+    if kind == "numerical":
+        numbers = np.asarray(values, dtype=np.float64)
+        return numbers[~np.isnan(numbers)]
+    kept = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    return np.fromiter(kept, dtype=object, count=len(kept))

@@ -2,40 +2,159 @@
 
 Every panel reads like an outline — pick → transform → chart — and shows a plain message
 instead of an empty chart when its data does not exist yet.
+
+Tables are drawn by :func:`show_table` as escaped HTML (:func:`table_html`), not with
+``st.dataframe``: Streamlit's data elements serialise through Arrow and would load pandas and
+pyarrow (~78 MiB) into the dashboard process.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
-import pandas as pd
+import numpy as np
 import streamlit as st
 
 from rtml.config import Settings
 from rtml.simulation import FEATURES
+from rtml.table import Table
 from rtml.storage.heartbeats import Heartbeat
 from rtml.ui import charts
 from rtml.ui.data import Distribution, Snapshot
 from rtml.ui.transforms import (SEVERITY_ORDER, DriftStatus, alerts_table, default_feature, drift_since, drift_status,
-                                events_table, fmt_duration, fmt_time, health_table, heatmap_matrix, latest_results,
-                                model_action_sentence, models_table, statistic_series, supervised_components,
-                                version_changes)
+                                events_table, fmt_duration, fmt_time, health_table, heatmap_matrix, is_missing,
+                                latest_results, model_action_sentence, models_table, statistic_series,
+                                supervised_components, version_changes)
 
 STATUS_DELTA_COLOURS = {"critical": "red", "warning": "orange", "watch": "yellow", "ok": "green", "unknown": "gray"}
 MAX_CACHED_FIGURES = 24
+
+#: Tables taller than this scroll (their header stays in view).
+TABLE_MAX_HEIGHT_PX = 360
+#: What an empty cell shows.
+MISSING_CELL = "—"
+SEVERITY_ROW_STYLES = {"critical": "background-color: #fde2e1", "warning": "background-color: #fff1dc",
+                       "info": "background-color: #e3f0fb"}
+HEALTH_ROW_STYLES = {"STALE": "background-color: #fde2e1; color: #b71c1c",
+                     "not running": "background-color: #fde2e1; color: #b71c1c", "stopped": "color: #666"}
+_TABLE_BOX_STYLE = (f"max-height: {TABLE_MAX_HEIGHT_PX}px; overflow: auto; margin-bottom: 1rem; "
+                    "border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 0.5rem")
+_TABLE_STYLE = "width: 100%; border-collapse: collapse; font-size: 0.85rem; margin: 0"
+_HEAD_CELL_STYLE = ("position: sticky; top: 0; background-color: #f0f2f6; color: #31333f; text-align: left; "
+                    "padding: 0.3rem 0.5rem; white-space: nowrap; border: none")
+_CELL_STYLE = "padding: 0.25rem 0.5rem; vertical-align: top; border: none; border-top: 1px solid rgba(49, 51, 63, 0.1)"
+_NO_WRAP = "; white-space: nowrap"
+_WRAP = "; white-space: normal; min-width: 16rem"
 
 _figures: OrderedDict = OrderedDict()
 _figures_lock = threading.Lock()
 
 
-def _rows_key(frame: pd.DataFrame, column: str) -> tuple:
-    """Identity of an insert-only table's rows in a frame: count, first and last id."""
-    if not len(frame) or column not in frame:
-        return (len(frame),)
-    return len(frame), int(frame[column].iloc[0]), int(frame[column].iloc[-1])
+def _rows_key(table: Table, column: str) -> tuple:
+    """Identity of an insert-only table's rows: count, first and last id."""
+    if not len(table) or column not in table:
+        return (len(table),)
+    return len(table), int(table[column][0]), int(table[column][-1])
+
+
+# -- tables ----------------------------------------------------------------------------------------
+
+def cell_text(value, number_format: str | None = None) -> str:
+    """One table cell as plain text: ``—`` when missing, numbers in ``number_format`` (printf style).
+
+    Parameters
+    ----------
+    value : object
+    number_format : str, optional
+        E.g. ``"%.3f"``; applied to numbers only.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> cell_text(None), cell_text(float("nan"), "%.3f"), cell_text(0.81234, "%.3f"), cell_text(12.0, "%d")
+    ('—', '—', '0.812', '12')
+    """
+    if is_missing(value):
+        return MISSING_CELL
+    if number_format is not None and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return number_format % value
+    return str(value)
+
+
+def _escaped(text: str) -> str:
+    """``text`` safe inside HTML, shown as it is: on one line (line breaks as ``<br>``, so Markdown keeps
+    the table one HTML block) and with ``:`` as ``&#58;`` (Streamlit's Markdown would turn
+    ``:material/name:`` into an icon)."""
+    escaped = html.escape(text, quote=True).replace(":", "&#58;")
+    return escaped.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+
+
+def table_html(table: Table, *, name: str, formats: Mapping[str, str] | None = None,
+               row_styles: Sequence[str] | None = None, wrap: Sequence[str] = ()) -> str:
+    """``table`` as one line of HTML: a scrolling box (at most :data:`TABLE_MAX_HEIGHT_PX` high,
+    sticky header) around a ``<table data-table="name">``.
+
+    Every header and cell is escaped (:func:`html.escape`): messages, versions and reasons are
+    data. Missing values show as :data:`MISSING_CELL`.
+
+    Parameters
+    ----------
+    table : Table
+        The rows, in display order; column names are the headings.
+    name : str
+        Identifies the table in the page (``data-table`` attribute; tests find it by this).
+    formats : mapping of str to str, optional
+        Column → printf-style number format (``"%.3f"``).
+    row_styles : sequence of str, optional
+        One inline CSS declaration list per row (``""``: none), e.g. a background colour.
+    wrap : sequence of str, optional
+        Columns of long text that wrap onto several lines; the others stay on one line (the box
+        scrolls sideways when they do not fit).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> table_html(Table({"message": ["<b>x</b>"], "v": [None]}), name="t")  # doctest: +ELLIPSIS
+    '<div ...<th ...>message</th>...<td ...>&lt;b&gt;x&lt;/b&gt;</td><td ...>—</td></tr></tbody></table></div>'
+    """
+    formats = formats or {}
+    head = "".join(f'<th style="{_HEAD_CELL_STYLE}">{_escaped(column)}</th>' for column in table.names)
+    cell_styles = [_CELL_STYLE + (_WRAP if column in wrap else _NO_WRAP) for column in table.names]
+    body = []
+    for i, row in enumerate(table.rows()):
+        style = row_styles[i] if row_styles is not None else ""
+        cells = "".join(f'<td style="{cell_style}">{_escaped(cell_text(value, formats.get(column)))}</td>'
+                        for column, value, cell_style in zip(table.names, row, cell_styles))
+        body.append(f'<tr style="{html.escape(style)}">{cells}</tr>' if style else f"<tr>{cells}</tr>")
+    return (f'<div style="{_TABLE_BOX_STYLE}"><table data-table="{html.escape(name)}" style="{_TABLE_STYLE}">'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+def show_table(table: Table, *, name: str, formats: Mapping[str, str] | None = None,
+               row_styles: Sequence[str] | None = None, wrap: Sequence[str] = ()) -> None:
+    """Draw ``table`` with :func:`table_html` (Markdown with HTML: no Arrow, so no pandas).
+
+    Parameters
+    ----------
+    table : Table
+    name : str
+    formats : mapping of str to str, optional
+    row_styles : sequence of str, optional
+    wrap : sequence of str, optional
+        See :func:`table_html`.
+    """
+    st.markdown(table_html(table, name=name, formats=formats, row_styles=row_styles, wrap=wrap),
+                unsafe_allow_html=True)
 
 
 def clear_figure_cache() -> None:
@@ -70,7 +189,7 @@ def current_status(snapshot: Snapshot, settings: Settings) -> DriftStatus:
                         critical_min_features=settings.alerts.critical_min_features)
 
 
-def component_health(snapshot: Snapshot, settings: Settings, stats_of: Callable[[int | None], object]) -> pd.DataFrame:
+def component_health(snapshot: Snapshot, settings: Settings, stats_of: Callable[[int | None], object]) -> Table:
     """The health table, with this dashboard's own process added when no heartbeat speaks for it."""
     beats = dict(snapshot.heartbeats)
     managed = supervised_components(beats)
@@ -84,7 +203,7 @@ def component_health(snapshot: Snapshot, settings: Settings, stats_of: Callable[
 
 # -- 0. plain-language summary -------------------------------------------------------------------
 
-def summary_banner(snapshot: Snapshot, settings: Settings, status: DriftStatus, health: pd.DataFrame) -> None:
+def summary_banner(snapshot: Snapshot, settings: Settings, status: DriftStatus, health: Table) -> None:
     """Three sentences a newcomer reads first: what drifts since when, what the system did, health."""
     since, before_window = drift_since(snapshot.checks, quiet_checks=settings.alerts.n)
     now = snapshot.now_s
@@ -107,8 +226,9 @@ def summary_banner(snapshot: Snapshot, settings: Settings, status: DriftStatus, 
     did = f"**What the system did:** {alerts} alert(s) in the last 24 simulated hours"
     did += f"; {action}." if action else (f"; champion model {champ['version']} keeps serving." if champ
                                           else "; no model trained yet.")
-    unhealthy = health[health["health"].isin(["STALE", "not running"])]["component"].tolist()
-    stopped = health[health["health"] == "stopped"]["component"].tolist()
+    verdicts = list(zip(health["component"].tolist(), health["health"].tolist()))
+    unhealthy = [name for name, verdict in verdicts if verdict in ("STALE", "not running")]
+    stopped = [name for name, verdict in verdicts if verdict == "stopped"]
     if unhealthy:
         sys_line = f"**System:** attention — {', '.join(unhealthy)} not healthy (see System health)."
     elif stopped:
@@ -225,14 +345,8 @@ def alerts_panel(snapshot: Snapshot) -> None:
         st.success(f"No alerts since {fmt_time(snapshot.since_s)} (simulated).")
         return
     table = alerts_table(snapshot.alerts)
-
-    def colour(row: pd.Series) -> list[str]:
-        shade = {"critical": "#fde2e1", "warning": "#fff1dc", "info": "#e3f0fb"}.get(row["severity"], "")
-        return [f"background-color: {shade}" if shade else ""] * len(row)
-
-    st.dataframe(table.style.apply(colour, axis=1), hide_index=True, height=min(38 + 35 * len(table), 360),
-                 column_config={"message": st.column_config.TextColumn(width="large"),
-                                "features · value vs threshold": st.column_config.TextColumn(width="large")})
+    show_table(table, name="alerts", row_styles=[SEVERITY_ROW_STYLES.get(s, "") for s in table["severity"]],
+               wrap=("message", "features · value vs threshold"))
 
 
 # -- 4. distribution comparison ----------------------------------------------------------------------
@@ -256,16 +370,15 @@ def distribution_panel(snapshot: Snapshot, dist: Distribution | None) -> None:
             windows.append(f"{label}: {fmt_time(window[0])} → {fmt_time(window[1])}")
     st.caption(" · ".join(windows) + f" · newest ≤ {max(len(dist.reference), len(dist.current)):,} rows per side.")
     latest = latest_results(snapshot.results, snapshot.latest_check)
-    row = latest[latest["feature"] == dist.feature]
-    if len(row):
-        r = row.iloc[0]
+    rows = latest.where(latest["feature"] == dist.feature)
+    if len(rows):
+        r = rows.row(0)
         stats = {k: r[k] for k in ("psi", "js_distance", "ks_statistic", "ks_pvalue", "chi2_pvalue")
-                 if k in r and pd.notna(r[k])}
+                 if k in r and not is_missing(r[k])}
         thresholds = r["thresholds"] if isinstance(r["thresholds"], dict) else {}
-        st.dataframe(pd.DataFrame({"statistic": list(stats), "value": [float(v) for v in stats.values()],
-                                   "threshold": [thresholds.get(k) for k in stats]}),
-                     hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.4g"),
-                                                     "threshold": st.column_config.NumberColumn(format="%.4g")})
+        show_table(Table({"statistic": list(stats), "value": np.array([float(v) for v in stats.values()]),
+                            "threshold": [thresholds.get(k) for k in stats]}),
+                   name="statistics", formats={"value": "%.4g", "threshold": "%.4g"})
         verdict = "**drifted**" if r["drifted"] else "not drifted"
         st.caption(f"Newest check ({fmt_time(snapshot.latest_check['checked_at'])}): {dist.feature} {verdict}.")
 
@@ -290,36 +403,26 @@ def performance_panel(snapshot: Snapshot) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Version history**")
-        st.dataframe(models_table(snapshot.models), hide_index=True,
-                     column_config={"ROC AUC": st.column_config.NumberColumn(format="%.3f"),
-                                    "accuracy": st.column_config.NumberColumn(format="%.3f")})
+        show_table(models_table(snapshot.models), name="versions",
+                   formats={"rows": "%d", "ROC AUC": "%.3f", "accuracy": "%.3f"}, wrap=("reason",))
     with right:
         st.markdown("**Model events**")
         if len(snapshot.model_events):
-            st.dataframe(events_table(snapshot.model_events), hide_index=True)
+            show_table(events_table(snapshot.model_events), name="model-events", wrap=("reason",))
         else:
             st.caption("No model events in this window.")
 
 
 # -- 6. system health ------------------------------------------------------------------------------
 
-def health_panel(health: pd.DataFrame, settings: Settings) -> None:
+def health_panel(health: Table, settings: Settings) -> None:
     """Per component: state, pid, CPU, memory, uptime, restarts, heartbeat age (stale in red)."""
     st.subheader("System health")
     if not len(health):
         st.info("No component has written a heartbeat yet.")
         return
-
-    def colour(row: pd.Series) -> list[str]:
-        bad = row["health"] in ("STALE", "not running")
-        return ["background-color: #fde2e1; color: #b71c1c" if bad else
-                "color: #666" if row["health"] == "stopped" else ""] * len(row)
-
-    shown = health.drop(columns=["stale"])
-    st.dataframe(shown.style.apply(colour, axis=1), hide_index=True, placeholder="—",
-                 column_config={"pid": st.column_config.NumberColumn(format="%d"),
-                                "CPU %": st.column_config.NumberColumn(format="%.1f"),
-                                "restarts": st.column_config.NumberColumn(format="%d")})
+    show_table(health.drop(["stale"]), name="health", formats={"pid": "%d", "CPU %": "%.1f", "restarts": "%d"},
+               row_styles=[HEALTH_ROW_STYLES.get(verdict, "") for verdict in health["health"]])
     st.caption(f"Stale = no heartbeat for more than {settings.dashboard.heartbeat_stale_seconds:g} real seconds. "
                "CPU % is the average since the process started; CPU and memory come from this machine's process table "
                "('—' when the pid is not running here).")

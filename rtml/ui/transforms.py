@@ -1,6 +1,7 @@
 """Pure transforms of the dashboard: snapshot values in, tables and plain-language facts out.
 
-No I/O and no Streamlit: everything here is testable on hand-made DataFrames.
+No I/O, no Streamlit and no pandas: tables are :class:`~rtml.table.Table` (named
+numpy columns), so everything here is testable on hand-made ones.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from rtml.simulation import FEATURES
+from rtml.table import Table
 
 #: Effect-size statistics (bigger = more drift) and p-values (smaller = more drift).
 EFFECT_STATISTICS = ("psi", "js_distance", "ks_statistic")
@@ -93,9 +94,28 @@ def fmt_bytes(n: float | None) -> str:
     return "—" if n is None else f"{n / 2**20:,.0f} MiB"
 
 
-def to_datetime(seconds: pd.Series | np.ndarray | list) -> pd.Series:
-    """Unix seconds to naive UTC datetimes (what the charts put on their x axis)."""
-    return pd.Series(pd.to_datetime(pd.Series(seconds, dtype="float64"), unit="s"))
+def is_missing(value) -> bool:
+    """Whether a cell holds no value: ``None`` or a float ``nan``.
+
+    Examples
+    --------
+    >>> is_missing(None), is_missing(float("nan")), is_missing(0.0), is_missing("")
+    (True, True, False, False)
+    """
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def to_datetime(seconds: np.ndarray | list) -> np.ndarray:
+    """Unix seconds to naive UTC ``datetime64[us]`` (what the charts put on their x axis); ``nan`` → NaT.
+
+    Examples
+    --------
+    >>> to_datetime([1767225600.5, None]).tolist()
+    [datetime.datetime(2026, 1, 1, 0, 0, 0, 500000), None]
+    """
+    s = np.asarray(seconds, dtype=np.float64)
+    microseconds = np.where(np.isnan(s), np.iinfo(np.int64).min, np.round(s * 1e6))  # int64 min is NaT
+    return microseconds.astype(np.int64).view("datetime64[us]")
 
 
 # -- drift -------------------------------------------------------------------------------------
@@ -115,7 +135,7 @@ class DriftStatus:
         return STATUS_COLOURS[self.level]
 
 
-def drift_status(latest_check: dict | None, latest_results: pd.DataFrame, *, critical_share: float,
+def drift_status(latest_check: dict | None, latest_results: Table, *, critical_share: float,
                  critical_min_features: int) -> DriftStatus:
     """Classify the newest check the way the alert rules do.
 
@@ -124,12 +144,26 @@ def drift_status(latest_check: dict | None, latest_results: pd.DataFrame, *, cri
     drifts but not enough for dataset drift; ok: nothing drifts; unknown: no check or not enough
     data.
 
+    Parameters
+    ----------
+    latest_check : dict or None
+        The newest row of ``drift_checks``.
+    latest_results : Table
+        Its per-feature results (``feature``, ``drifted``).
+    critical_share : float
+    critical_min_features : int
+        The alert rules' thresholds for "critical".
+
+    Returns
+    -------
+    DriftStatus
+
     Examples
     --------
     >>> check = {"dataset_drift": 1, "n_drifted": 4, "n_features": 10, "share_drifted": 0.4, "status": "ok"}
-    >>> drift_status(check, pd.DataFrame(), critical_share=0.3, critical_min_features=3).level
+    >>> drift_status(check, Table({}), critical_share=0.3, critical_min_features=3).level
     'critical'
-    >>> drift_status(None, pd.DataFrame(), critical_share=0.3, critical_min_features=3).label
+    >>> drift_status(None, Table({}), critical_share=0.3, critical_min_features=3).label
     'no checks yet'
     """
     if latest_check is None:
@@ -137,7 +171,7 @@ def drift_status(latest_check: dict | None, latest_results: pd.DataFrame, *, cri
     n_drifted, n_features = int(latest_check["n_drifted"]), int(latest_check["n_features"])
     names: tuple[str, ...] = ()
     if len(latest_results):
-        names = tuple(latest_results.loc[latest_results["drifted"].astype(bool), "feature"])
+        names = tuple(latest_results["feature"][latest_results["drifted"].astype(bool)])
     if latest_check.get("status") == "not_enough_data" or n_features == 0:
         return DriftStatus("unknown", "not enough data", names, n_drifted, n_features)
     if latest_check["dataset_drift"]:
@@ -149,7 +183,7 @@ def drift_status(latest_check: dict | None, latest_results: pd.DataFrame, *, cri
     return DriftStatus("ok", "no drift", names, n_drifted, n_features)
 
 
-def drift_since(checks: pd.DataFrame, *, quiet_checks: int = 3) -> tuple[float | None, bool]:
+def drift_since(checks: Table, *, quiet_checks: int = 3) -> tuple[float | None, bool]:
     """When the current drift episode began: ``(checked_at, before_window)``.
 
     The episode is the run of checks ending at the newest one that contains no stretch of
@@ -157,16 +191,26 @@ def drift_since(checks: pd.DataFrame, *, quiet_checks: int = 3) -> tuple[float |
     it). Returns ``(None, False)`` when the newest check shows no dataset drift;
     ``before_window`` is True when the run reaches back to the first check loaded.
 
+    Parameters
+    ----------
+    checks : Table
+        Drift checks oldest first (``checked_at``, ``dataset_drift``).
+    quiet_checks : int, default=3
+
+    Returns
+    -------
+    (float or None, bool)
+
     Examples
     --------
-    >>> checks = pd.DataFrame({"checked_at": [0, 1, 2, 3, 4, 5, 6], "dataset_drift": [1, 0, 0, 0, 1, 0, 1]})
+    >>> checks = Table({"checked_at": [0, 1, 2, 3, 4, 5, 6], "dataset_drift": [1, 0, 0, 0, 1, 0, 1]})
     >>> drift_since(checks)
     (4, False)
     """
-    if not len(checks) or not checks["dataset_drift"].iloc[-1]:
+    if not len(checks) or not checks["dataset_drift"][-1]:
         return None, False
-    flags = checks["dataset_drift"].astype(bool).to_numpy()
-    times = checks["checked_at"].to_numpy()
+    flags = checks["dataset_drift"].astype(bool)
+    times = checks["checked_at"]
     start, quiet = len(flags) - 1, 0
     for i in range(len(flags) - 1, -1, -1):
         if flags[i]:
@@ -178,88 +222,158 @@ def drift_since(checks: pd.DataFrame, *, quiet_checks: int = 3) -> tuple[float |
     return times[start].item(), True
 
 
-def with_scores(results: pd.DataFrame) -> pd.DataFrame:
+def with_scores(results: Table) -> Table:
     """Add ``score`` (strongest effect size ÷ its threshold; ≥ 1 means past it) and ``strongest``.
+
+    Parameters
+    ----------
+    results : Table
+        Drift results with ``thresholds`` (dicts) and any of :data:`EFFECT_STATISTICS`.
+
+    Returns
+    -------
+    Table
+        ``results`` plus ``score`` (``float64``, ``nan`` without any statistic) and
+        ``strongest`` (the statistic's name, ``""`` without any).
 
     Examples
     --------
-    >>> r = pd.DataFrame({"psi": [0.2], "js_distance": [0.02], "ks_statistic": [None],
-    ...                   "thresholds": [{"psi": 0.1, "js_distance": 0.1}]})
+    >>> r = Table({"psi": [0.2], "js_distance": [0.02], "ks_statistic": [None],
+    ...              "thresholds": [{"psi": 0.1, "js_distance": 0.1}]})
     >>> out = with_scores(r)
     >>> float(out["score"][0]), out["strongest"][0]
     (2.0, 'psi')
     """
-    out = results.copy()
-    scores, strongest = [], []
-    for row in out.itertuples(index=False):
-        best, best_name = np.nan, ""
-        thresholds = row.thresholds if isinstance(row.thresholds, dict) else {}
-        for stat in EFFECT_STATISTICS:
-            value, threshold = getattr(row, stat, None), thresholds.get(stat)
-            if value is None or threshold is None or not threshold or pd.isna(value):
+    statistics = {stat: results[stat] for stat in EFFECT_STATISTICS if stat in results}
+    scores = np.full(len(results), np.nan)
+    strongest = np.full(len(results), "", dtype=object)
+    for i, thresholds in enumerate(results["thresholds"]):
+        thresholds = thresholds if isinstance(thresholds, dict) else {}
+        for stat, values in statistics.items():
+            value, threshold = values[i], thresholds.get(stat)
+            if is_missing(value) or threshold is None or not threshold:
                 continue
             ratio = float(value) / float(threshold)
-            if np.isnan(best) or ratio > best:
-                best, best_name = ratio, stat
-        scores.append(best)
-        strongest.append(best_name)
-    out["score"] = pd.Series(scores, index=out.index, dtype="float64")
-    out["strongest"] = pd.Series(strongest, index=out.index, dtype=object)
-    return out
+            if np.isnan(scores[i]) or ratio > scores[i]:
+                scores[i], strongest[i] = ratio, stat
+    return results.with_columns({"score": scores, "strongest": strongest})
 
 
-def latest_results(results: pd.DataFrame, latest_check: dict | None) -> pd.DataFrame:
-    """The per-feature rows of the newest check (empty when there is none)."""
+def latest_results(results: Table, latest_check: dict | None) -> Table:
+    """The per-feature rows of the newest check (empty when there is none).
+
+    Parameters
+    ----------
+    results : Table
+        Drift results (``check_id`` ...).
+    latest_check : dict or None
+        The newest check (``id``).
+
+    Returns
+    -------
+    Table
+    """
     if latest_check is None or not len(results):
-        return results.iloc[0:0]
-    return results[results["check_id"] == latest_check["id"]].reset_index(drop=True)
+        return results.take(slice(0, 0))
+    return results.where(results["check_id"] == latest_check["id"])
 
 
-def heatmap_matrix(results: pd.DataFrame, checks: pd.DataFrame) -> tuple[list[str], pd.Series, np.ndarray, np.ndarray]:
+def heatmap_matrix(results: Table, checks: Table) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Features × checks: ``(features, check_times, score, drifted)`` with NaN where a cell is missing.
 
     Score is :func:`with_scores`' ratio capped at 3 so one extreme value does not wash out the rest.
+    Rows are the features present (in :data:`FEATURES` order, unknown ones after, sorted); columns
+    are ``checks`` in their order; a cell holds the largest value of its (feature, check) results.
+
+    Parameters
+    ----------
+    results : Table
+        Drift results (``check_id``, ``feature``, ``drifted``, statistics, ``thresholds``).
+    checks : Table
+        Drift checks (``id``, ``checked_at``).
+
+    Returns
+    -------
+    features : list of str
+    check_times : numpy.ndarray of datetime64
+    score, drifted : numpy.ndarray of float, shape (len(features), len(checks))
     """
     scored = with_scores(results)
-    check_ids = checks["id"].to_numpy()
-    present = [f for f in FEATURES if f in set(scored["feature"])] + sorted(set(scored["feature"]) - set(FEATURES))
-    score = scored.pivot_table(index="feature", columns="check_id", values="score", aggfunc="max", dropna=False)
-    drifted = scored.assign(drifted=scored["drifted"].astype(float)).pivot_table(
-        index="feature", columns="check_id", values="drifted", aggfunc="max", dropna=False)
-    score = score.reindex(index=present, columns=check_ids)
-    drifted = drifted.reindex(index=present, columns=check_ids)
-    return present, to_datetime(checks["checked_at"]), np.minimum(score.to_numpy(dtype=float), 3.0), \
-        drifted.to_numpy(dtype=float)
+    seen = set(scored["feature"].tolist())
+    present = [f for f in FEATURES if f in seen] + sorted(seen - set(FEATURES))
+    row_of = {feature: i for i, feature in enumerate(present)}
+    column_of = {check_id: j for j, check_id in enumerate(checks["id"].tolist())}
+    features, check_ids = scored["feature"].tolist(), scored["check_id"].tolist()
+    kept = [k for k, check_id in enumerate(check_ids) if check_id in column_of]  # results of shown checks
+    rows = np.array([row_of[features[k]] for k in kept], dtype=np.intp)
+    columns = np.array([column_of[check_ids[k]] for k in kept], dtype=np.intp)
+    kept = np.array(kept, dtype=np.intp)
+    score = np.full((len(present), len(checks)), np.nan)
+    drifted = np.full((len(present), len(checks)), np.nan)
+    np.fmax.at(score, (rows, columns), scored["score"][kept])  # fmax: the largest value, nan only if all are
+    np.fmax.at(drifted, (rows, columns), np.asarray(scored["drifted"], dtype=np.float64)[kept])
+    return present, to_datetime(checks["checked_at"]), np.minimum(score, 3.0), drifted
 
 
-def statistic_series(results: pd.DataFrame, checks: pd.DataFrame, feature: str) -> pd.DataFrame:
-    """One feature's statistics over time in long form: ``time, statistic, value, threshold``."""
-    rows = results[results["feature"] == feature].merge(
-        checks[["id", "checked_at"]], left_on="check_id", right_on="id", how="inner")
-    frames = []
+SERIES_COLUMNS = ("checked_at", "statistic", "value", "threshold", "time")
+
+
+def statistic_series(results: Table, checks: Table, feature: str) -> Table:
+    """One feature's statistics over time in long form: ``checked_at, statistic, value, threshold, time``.
+
+    Parameters
+    ----------
+    results : Table
+        Drift results (``check_id``, ``feature``, statistics, ``thresholds``).
+    checks : Table
+        Drift checks (``id``, ``checked_at``); results of other checks are left out.
+    feature : str
+
+    Returns
+    -------
+    Table
+        One block of rows per statistic of :data:`STATISTICS` that has a value (in that order),
+        each in the order of ``results``; ``threshold`` is ``nan`` where none is set.
+    """
+    checked_at_of = dict(zip(checks["id"].tolist(), checks["checked_at"].tolist()))
+    mine = results.where(results["feature"] == feature)
+    rows = mine.where(np.array([c in checked_at_of for c in mine["check_id"].tolist()], dtype=bool))
+    checked_at = np.array([checked_at_of[c] for c in rows["check_id"].tolist()], dtype=np.float64)
+    blocks = []
     for stat in STATISTICS:
-        if stat not in rows or rows[stat].isna().all():
+        values = np.asarray(rows[stat], dtype=np.float64) if stat in rows else np.array([])
+        if not len(values) or np.isnan(values).all():
             continue
-        frames.append(pd.DataFrame({
-            "checked_at": rows["checked_at"].to_numpy(dtype=float),
-            "statistic": stat,
-            "value": rows[stat].to_numpy(dtype=float),
-            "threshold": [(t or {}).get(stat, np.nan) if isinstance(t, dict) else np.nan for t in rows["thresholds"]],
-        }))
-    if not frames:
-        return pd.DataFrame(columns=["checked_at", "statistic", "value", "threshold", "time"])
-    out = pd.concat(frames, ignore_index=True)
-    out["threshold"] = out["threshold"].astype(float)
-    out["time"] = to_datetime(out["checked_at"])
-    return out
+        thresholds = np.array([t.get(stat, np.nan) if isinstance(t, dict) else np.nan for t in rows["thresholds"]],
+                              dtype=np.float64)
+        blocks.append((checked_at, np.full(len(values), stat, dtype=object), values, thresholds))
+    if not blocks:
+        return Table.no_rows(SERIES_COLUMNS)
+    checked, statistic, value, threshold = (np.concatenate(part) for part in zip(*blocks))
+    return Table(dict(zip(SERIES_COLUMNS, (checked, statistic, value, threshold, to_datetime(checked)))))
 
 
-def default_feature(latest: pd.DataFrame) -> str:
-    """The feature to show first: the most drifted one in the newest check (else the first feature)."""
+def default_feature(latest: Table) -> str:
+    """The feature to show first: the most drifted one in the newest check (else the first feature).
+
+    Parameters
+    ----------
+    latest : Table
+        The newest check's results.
+
+    Returns
+    -------
+    str
+        The first row by ``drifted`` then ``score``, both descending (missing last; ties keep
+        their order).
+    """
     if not len(latest):
         return FEATURES[0]
-    scored = with_scores(latest).sort_values(["drifted", "score"], ascending=False, na_position="last")
-    feature = str(scored["feature"].iloc[0])
+    scored = with_scores(latest)
+    drifted = np.asarray(scored["drifted"], dtype=np.float64)
+    score = scored["score"]
+    ascending_keys = (np.where(np.isnan(score), np.inf, -score), np.where(np.isnan(drifted), np.inf, -drifted))
+    feature = str(scored["feature"][np.lexsort(ascending_keys)[0]])  # lexsort: last key first; stable
     return feature if feature in FEATURES else FEATURES[0]
 
 
@@ -306,60 +420,121 @@ def _num(value) -> str:
     return f"{v:.3g}"
 
 
-def alerts_table(alerts: pd.DataFrame) -> pd.DataFrame:
-    """Alerts newest first with a readable ``evidence`` column (what crossed which threshold)."""
-    return pd.DataFrame({
+def _texts(values) -> list[str]:
+    """Each value as text (``None`` → ``"None"``)."""
+    return [str(v) for v in values]
+
+
+def _texts_or_blank(values) -> list[str]:
+    """Each value as text, a missing one as ``""``."""
+    return ["" if is_missing(v) else str(v) for v in values]
+
+
+def alerts_table(alerts: Table) -> Table:
+    """Alerts newest first with a readable ``evidence`` column (what crossed which threshold).
+
+    Parameters
+    ----------
+    alerts : Table
+        Alert rows (``created_at``, ``severity``, ``source``, ``message``, parsed ``details``).
+
+    Returns
+    -------
+    Table
+        The table the dashboard shows, one text column per heading.
+    """
+    return Table({
         "time (sim, UTC)": [fmt_time(t) for t in alerts["created_at"]],
-        "severity": alerts["severity"].astype(str).to_numpy(),
-        "source": alerts["source"].astype(str).to_numpy(),
-        "message": alerts["message"].astype(str).to_numpy(),
+        "severity": _texts(alerts["severity"]),
+        "source": _texts(alerts["source"]),
+        "message": _texts(alerts["message"]),
         "features · value vs threshold": [alert_evidence(d) for d in alerts["details"]],
     })
 
 
 # -- models ------------------------------------------------------------------------------------
 
-def models_table(models: pd.DataFrame) -> pd.DataFrame:
-    """The version history: one row per model, newest first."""
-    def metric(m: dict, name: str) -> float:
-        value = (m or {}).get(name)
-        if isinstance(value, dict):  # e.g. {"holdout": 0.8, ...}
-            value = next(iter(value.values()), None)
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return np.nan
+def _metric(metrics: dict | None, name: str) -> float:
+    """A model metric as a float (the first value of a per-split dict); ``nan`` when absent."""
+    value = (metrics or {}).get(name)
+    if isinstance(value, dict):  # e.g. {"holdout": 0.8, ...}
+        value = next(iter(value.values()), None)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
 
-    return pd.DataFrame({
-        "version": models["version"].astype(str).to_numpy(),
-        "status": models["status"].astype(str).to_numpy(),
+
+def models_table(models: Table) -> Table:
+    """The version history: one row per model, newest first.
+
+    Parameters
+    ----------
+    models : Table
+        Model rows (``version``, ``status``, times, ``n_train``, parsed ``metrics``, ``reason``).
+
+    Returns
+    -------
+    Table
+        ``ROC AUC`` and ``accuracy`` are floats (``nan`` when unknown); the rest is text and counts.
+    """
+    return Table({
+        "version": _texts(models["version"]),
+        "status": _texts(models["status"]),
         "created (sim)": [fmt_time(t) for t in models["created_at"]],
         "promoted (sim)": [fmt_time(t) for t in models["promoted_at"]],
         "training window (sim)": [f"{fmt_time(a)} → {fmt_time(b)}" for a, b in zip(models["train_start"],
                                                                                    models["train_end"])],
-        "rows": models["n_train"].to_numpy(),
-        "ROC AUC": [metric(m, "roc_auc") for m in models["metrics"]],
-        "accuracy": [metric(m, "accuracy") for m in models["metrics"]],
-        "reason": models["reason"].fillna("").astype(str).to_numpy(),
+        "rows": models["n_train"],
+        "ROC AUC": np.array([_metric(m, "roc_auc") for m in models["metrics"]], dtype=np.float64),
+        "accuracy": np.array([_metric(m, "accuracy") for m in models["metrics"]], dtype=np.float64),
+        "reason": _texts_or_blank(models["reason"]),
     })
 
 
-def events_table(events: pd.DataFrame) -> pd.DataFrame:
-    """Model events newest first."""
-    return pd.DataFrame({
+def events_table(events: Table) -> Table:
+    """Model events newest first.
+
+    Parameters
+    ----------
+    events : Table
+        Model-event rows (``at``, ``event``, ``version``, ``from_version``, ``actor``, ``reason``).
+
+    Returns
+    -------
+    Table
+        Text columns; a missing version or reason is ``""``.
+    """
+    return Table({
         "time (sim, UTC)": [fmt_time(t) for t in events["at"]],
-        "event": events["event"].astype(str).to_numpy(),
-        "version": events["version"].fillna("").astype(str).to_numpy(),
-        "from": events["from_version"].fillna("").astype(str).to_numpy(),
-        "by": events["actor"].astype(str).to_numpy(),
-        "reason": events["reason"].fillna("").astype(str).to_numpy(),
+        "event": _texts(events["event"]),
+        "version": _texts_or_blank(events["version"]),
+        "from": _texts_or_blank(events["from_version"]),
+        "by": _texts(events["actor"]),
+        "reason": _texts_or_blank(events["reason"]),
     })
 
 
-def version_changes(events: pd.DataFrame) -> pd.DataFrame:
-    """Promotions and rollbacks (``at, event, version``), oldest first."""
-    changes = events[events["event"].isin(VERSION_CHANGE_EVENTS)]
-    return changes[["at", "event", "version", "from_version"]].sort_values("at").reset_index(drop=True)
+def _chronological(events: Table) -> Table:
+    """Model events (read newest first: ``at``, then ``id``, descending) oldest first, by ``at``
+    (ties in the order they happened)."""
+    return events.reversed().sorted_by("at")
+
+
+def version_changes(events: Table) -> Table:
+    """Promotions and rollbacks (``at, event, version, from_version``), oldest first.
+
+    Parameters
+    ----------
+    events : Table
+        Model events, newest first.
+
+    Returns
+    -------
+    Table
+    """
+    changes = events.where([event in VERSION_CHANGE_EVENTS for event in events["event"]])
+    return _chronological(changes.select(["at", "event", "version", "from_version"]))
 
 
 # -- health ------------------------------------------------------------------------------------
@@ -372,7 +547,11 @@ def supervised_components(heartbeats: dict) -> dict[str, dict]:
     return components if isinstance(components, dict) else {}
 
 
-def health_table(heartbeats: dict, stats: dict, *, real_now: float, stale_s: float) -> pd.DataFrame:
+HEALTH_COLUMNS = ("component", "health", "state", "pid", "CPU %", "RSS", "uptime", "restarts", "last heartbeat",
+                  "stale")
+
+
+def health_table(heartbeats: dict, stats: dict, *, real_now: float, stale_s: float) -> Table:
     """One row per component: state, pid, CPU %, RSS, uptime, restarts, heartbeat age, ``stale``.
 
     Components come from the heartbeat rows and from the supervisor's per-component records
@@ -389,6 +568,12 @@ def health_table(heartbeats: dict, stats: dict, *, real_now: float, stale_s: flo
         Wall-clock now.
     stale_s : float
         A heartbeat older than this is stale.
+
+    Returns
+    -------
+    Table
+        :data:`HEALTH_COLUMNS`; ``pid``, ``CPU %`` and ``restarts`` are floats with ``nan`` where
+        unknown, ``stale`` is a bool.
     """
     managed = supervised_components(heartbeats)
     names = list(heartbeats) + [n for n in managed if n not in heartbeats]
@@ -427,25 +612,41 @@ def health_table(heartbeats: dict, stats: dict, *, real_now: float, stale_s: flo
             "last heartbeat": f"{fmt_duration(age)} ago" if age is not None else "—",
             "stale": stale,
         })
-    table = pd.DataFrame(rows, columns=["component", "health", "state", "pid", "CPU %", "RSS", "uptime", "restarts",
-                                        "last heartbeat", "stale"])
-    for column in ("pid", "CPU %", "restarts"):  # numbers with gaps (NaN shows as an empty cell, not "None")
-        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Float64")
-    return table
+    columns = {name: [row[name] for row in rows] for name in HEALTH_COLUMNS}
+    for name in ("pid", "CPU %", "restarts"):  # numbers with gaps: nan where unknown
+        columns[name] = np.array(columns[name], dtype=np.float64)
+    columns["stale"] = np.array(columns["stale"], dtype=bool)
+    return Table(columns)
 
 
 # -- summary -----------------------------------------------------------------------------------
 
-def model_action_sentence(events: pd.DataFrame, since_s: float | None) -> str | None:
-    """What the system did about the drift: the model events since ``since_s`` in one sentence."""
+def model_action_sentence(events: Table, since_s: float | None) -> str | None:
+    """What the system did about the drift: the model events since ``since_s`` in one sentence.
+
+    Parameters
+    ----------
+    events : Table
+        Model events, newest first.
+    since_s : float or None
+        Simulated start of the drift episode (``None``: no sentence).
+
+    Returns
+    -------
+    str or None
+        ``None`` when nothing happened since then. Event kinds are counted most frequent first
+        (ties in order of first occurrence).
+    """
     if since_s is None or not len(events):
         return None
-    recent = events[events["at"] >= since_s].sort_values("at")
+    recent = _chronological(events.where(np.asarray(events["at"], dtype=np.float64) >= since_s))
     if not len(recent):
         return None
-    counts = recent["event"].value_counts()
-    parts = [f"{n} {event.replace('_', ' ')}" for event, n in counts.items()]
-    last = recent.iloc[-1]
+    counts: dict[str, int] = {}
+    for event in recent["event"].tolist():
+        counts[event] = counts.get(event, 0) + 1
+    parts = [f"{n} {event.replace('_', ' ')}" for event, n in sorted(counts.items(), key=lambda item: -item[1])]
+    last = recent.row(-1)
     text = f"model events since then: {', '.join(parts)}; latest: {last['event'].replace('_', ' ')} " \
            f"{last['version'] or ''} at {fmt_time(last['at'])}"
     if isinstance(last["reason"], str) and last["reason"]:
