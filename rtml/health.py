@@ -9,9 +9,8 @@ dashboard and ``run_system.sh status`` both use it.  :func:`collect_status` asse
 from __future__ import annotations
 
 import logging
+import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,13 +116,26 @@ def _cpu_percents(processes: Sequence[psutil.Process], interval_s: float) -> dic
 
 
 def dashboard_healthy(host: str, port: int, *, timeout_s: float = 2.0) -> bool:
-    """``GET http://host:port/_stcore/health`` answers ``ok``."""
-    url = f"http://{host}:{port}/_stcore/health"
+    """``GET http://host:port/_stcore/health`` answers ``200`` with body ``ok``.
+
+    One HTTP/1.0 request on a plain socket: ``urllib`` would import ``ssl`` and the ``email``
+    package (~8 MiB resident) into the supervisor, which only ever probes a local plain-HTTP port.
+    """
+    request = f"GET /_stcore/health HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode("ascii")
+    response = b""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 (local URL)
-            return resp.status == 200 and resp.read(16).strip() == b"ok"
-    except (urllib.error.URLError, OSError, ValueError):
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(request)
+            while len(response) < 65536:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                response += chunk
+    except (OSError, UnicodeError):
         return False
+    head, _, body = response.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    return len(status) >= 2 and status[1] == b"200" and body.strip() == b"ok"
 
 
 def dashboard_url(settings: Settings) -> str:

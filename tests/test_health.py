@@ -181,6 +181,31 @@ def test_status_reports_a_stale_pid_file_as_dead(tmp_path):
     assert row["state"] == "dead" and row["pid"] is None and "stale pid file" in row["reason"]
 
 
+@pytest.mark.parametrize("status, body, healthy", [(200, b"ok", True), (200, b"starting", False),
+                                                   (503, b"ok", False)])
+def test_dashboard_healthy_reads_status_and_body(status, body, healthy):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_response(status if self.path == "/_stcore/health" else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert health.dashboard_healthy("127.0.0.1", server.server_address[1], timeout_s=2) is healthy
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_dashboard_healthy_is_false_when_nothing_listens():
     assert health.dashboard_healthy("127.0.0.1", free_port(), timeout_s=0.5) is False
 
