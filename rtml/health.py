@@ -120,22 +120,37 @@ def dashboard_healthy(host: str, port: int, *, timeout_s: float = 2.0) -> bool:
 
     One HTTP/1.0 request on a plain socket: ``urllib`` would import ``ssl`` and the ``email``
     package (~8 MiB resident) into the supervisor, which only ever probes a local plain-HTTP port.
+    Never raises: an unreachable, slow or odd server, or an unusable host name, is ``False``.
     """
-    request = f"GET /_stcore/health HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode("ascii")
     response = b""
     try:
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        request = f"GET /_stcore/health HTTP/1.0\r\nHost: {authority}\r\n\r\n".encode("idna")
         with socket.create_connection((host, port), timeout=timeout_s) as sock:
             sock.sendall(request)
-            while len(response) < 65536:
+            while len(response) < 65536 and not _complete(response):
                 chunk = sock.recv(4096)
                 if not chunk:
                     break
                 response += chunk
-    except (OSError, UnicodeError):
-        return False
+    except (OSError, UnicodeError):  # socket.timeout is an OSError: judge what arrived
+        if not _complete(response):
+            return False
     head, _, body = response.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
     return len(status) >= 2 and status[1] == b"200" and body.strip() == b"ok"
+
+
+def _complete(response: bytes) -> bool:
+    """Whether ``response`` holds its whole body by its ``Content-Length`` (else read to the close)."""
+    head, sep, body = response.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return len(body) >= int(value.strip())
+    return False
 
 
 def dashboard_url(settings: Settings) -> str:

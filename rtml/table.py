@@ -4,7 +4,7 @@ Both processes only read rows from the database, filter, sort, split and sample 
 columns to the drift engine, the model or a chart. A dict of equally long numpy arrays is enough
 for that, and keeps pandas and pyarrow (~78 MiB of resident memory together) out of both
 processes (see :mod:`rtml.lean` for the detector). :class:`Table` is that dict: immutable and
-picklable (Streamlit's ``cache_data`` shares it between browser tabs).
+picklable (Streamlit's ``cache_data`` pickles it), and its arrays are read-only views.
 
 Column types are inferred from the values the database driver returns, the way a DataFrame built
 from the same rows would type them:
@@ -58,6 +58,18 @@ def column_array(values: Iterable[Any]) -> np.ndarray:
     return np.fromiter(values, dtype=object, count=len(values))
 
 
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """A read-only view: a Table never changes, nor do the arrays it hands out (or shares with others)."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
+
+
+def _name_list(names: str | Sequence[str]) -> list[str]:
+    """``names`` as a list; one bare name is one name, not its characters."""
+    return [names] if isinstance(names, str) else list(names)
+
+
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
     if a.dtype.kind == "f" and b.dtype.kind == "f":
         return bool(np.array_equal(a, b, equal_nan=True))
@@ -90,7 +102,7 @@ class Table:
     __slots__ = ("_data", "_n_rows")
 
     def __init__(self, columns: Mapping[str, Any]):
-        data = {str(name): column_array(values) for name, values in columns.items()}
+        data = {str(name): _read_only(column_array(values)) for name, values in columns.items()}
         lengths = {name: len(values) for name, values in data.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"Every column of a Table must have the same length. Got {lengths}.")
@@ -119,8 +131,9 @@ class Table:
         >>> len(Table.from_rows([], ["id"]))
         0
         """
-        if rows and len(rows[0]) != len(names):
-            raise ValueError(f"Rows have {len(rows[0])} values; the names are {list(names)}.")
+        widths = {len(row) for row in rows}
+        if widths - {len(names)}:
+            raise ValueError(f"Rows have {sorted(widths)} values; the names are {list(names)} ({len(names)}).")
         transposed = list(zip(*rows)) if rows else [()] * len(names)
         return cls(dict(zip(names, transposed)))
 
@@ -157,7 +170,8 @@ class Table:
         return self._data, self._n_rows
 
     def __setstate__(self, state: tuple[dict[str, np.ndarray], int]) -> None:
-        self._data, self._n_rows = state
+        data, self._n_rows = state
+        self._data = {name: _read_only(values) for name, values in data.items()}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -220,6 +234,8 @@ class Table:
         -------
         Table
         """
+        if not isinstance(index, slice) and np.asarray(index).dtype == bool:
+            raise TypeError("Table.take wants row positions; for a boolean mask use Table.where")
         if not isinstance(index, slice):
             index = np.asarray(index, dtype=np.intp)
         return Table({name: values[index] for name, values in self._data.items()})
@@ -274,7 +290,7 @@ class Table:
         -------
         Table
         """
-        return Table({name: self[name] for name in names})
+        return Table({name: self[name] for name in _name_list(names)})
 
     def drop(self, names: Sequence[str]) -> Table:
         """Every column except ``names``.
@@ -287,7 +303,8 @@ class Table:
         -------
         Table
         """
-        return Table({name: values for name, values in self._data.items() if name not in names})
+        dropped = set(_name_list(names))
+        return Table({name: values for name, values in self._data.items() if name not in dropped})
 
     def with_columns(self, columns: Mapping[str, Any]) -> Table:
         """A copy with ``columns`` added (or replaced, keeping their place).

@@ -206,6 +206,35 @@ def test_dashboard_healthy_reads_status_and_body(status, body, healthy):
         server.server_close()
 
 
+def test_dashboard_healthy_does_not_wait_for_a_server_that_keeps_the_connection_open():
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    release = threading.Event()
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.recv(1024)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        release.wait(10)  # keeps the connection open
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        assert health.dashboard_healthy("127.0.0.1", listener.getsockname()[1], timeout_s=5) is True
+    finally:
+        release.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_dashboard_healthy_is_false_for_an_unusable_host_name():
+    assert health.dashboard_healthy("dash\u00f6ard.invalid", free_port(), timeout_s=0.5) is False
+    assert health.dashboard_healthy("bad host\x00", free_port(), timeout_s=0.5) is False
+
+
 def test_dashboard_healthy_is_false_when_nothing_listens():
     assert health.dashboard_healthy("127.0.0.1", free_port(), timeout_s=0.5) is False
 

@@ -94,3 +94,18 @@ def test_table_refuses_ragged_columns_and_unknown_names():
     with pytest.raises(ValueError, match="shape"):
         Table({"a": [1.0, 2.0]}).where(np.array([True]))
     assert column_array(["mobile", None]).dtype == object
+    with pytest.raises(ValueError, match="values"):
+        Table.from_rows([(1, "a"), (2,)], ["id", "name"])
+    with pytest.raises(TypeError, match="where"):
+        Table({"a": [1, 2]}).take(np.array([True, False]))
+
+
+def test_table_is_immutable_and_names_are_names():
+    t = Table({"a": [1.0, 2.0], "ab": [3.0, 4.0]})
+    with pytest.raises(ValueError, match="read-only"):
+        t.select(["a"])["a"][0] = 99.0
+    assert t["a"].tolist() == [1.0, 2.0]
+    assert t.drop("ab").names == ("a",) and t.select("ab").names == ("ab",)
+    import pickle
+    copy = pickle.loads(pickle.dumps(t))
+    assert copy.equals(t) and not copy["a"].flags.writeable

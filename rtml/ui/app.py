@@ -86,7 +86,7 @@ def _freeze_long_lived_objects() -> None:
     then move the surviving objects out of the cycle collector's sight (:func:`gc.freeze`).
 
     Streamlit runs a full collection after every script run (``runner.postScriptGC``); with
-    plotly and Streamlit (and then pandas) loaded that walked ~10^5 long-lived objects, ~100 ms of CPU per
+    plotly, Streamlit and (then) pandas loaded that walked ~10^5 long-lived objects, ~100 ms of CPU per
     refresh. Afterwards it only walks what the runs allocate. Reference counting still frees
     everything as before."""
     global _frozen
