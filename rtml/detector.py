@@ -141,8 +141,9 @@ class Detector:
                           scored.more_pending)
 
     def _start(self, now_s: float) -> bool:
-        """Load the champion (training ``v1.0`` first if the registry is empty)."""
-        if store.read_champion(self.conn) is None:
+        """Load the champion (training ``v1.0`` first if the registry is empty, or replacing a legacy champion)."""
+        champion = store.read_champion(self.conn)
+        if champion is None or registry.is_legacy(champion):  # none yet, or one an earlier rtml saved
             try:
                 registry.ensure_initial_model(self.settings, self.conn, now_s=now_s)
             except registry.RegistryError as exc:

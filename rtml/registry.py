@@ -71,10 +71,24 @@ class LoadedModel:
 
 
 # -- files ----------------------------------------------------------------------------------------
+#: What a model file's pipeline reads, stored in its row with the library versions. Rows of an
+#: earlier rtml lack it: their pipelines read pandas DataFrames (see :func:`is_legacy`).
+MODEL_INPUT = "design_matrix"
+
+
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries a model file depends on, as stored in each registry row."""
+    """Versions of the libraries a model file depends on (and its input format), as stored in each registry row."""
     return {"sklearn": sklearn.__version__, "numpy": np.__version__, "joblib": joblib.__version__,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "model_input": MODEL_INPUT}
+
+
+def is_legacy(row: store.ModelRow) -> bool:
+    """Whether ``row``'s model was saved by an earlier rtml for pandas DataFrame input.
+
+    Such a file is genuine but unusable here; :func:`ensure_initial_model` replaces such a
+    champion with a model retrained on the same training window.
+    """
+    return row.library_versions.get("model_input") != MODEL_INPUT
 
 
 def model_filename(version: str) -> str:
@@ -148,6 +162,10 @@ def verify_model_file(models_dir: Path, row: store.ModelRow) -> Pipeline:
     if digest != row.sha256:
         raise ModelVerificationError(f"Model {row.version}: {path.name} has sha256 {digest[:12]}…, the registry "
                                      f"says {row.sha256[:12]}… (file changed or corrupt)")
+    if is_legacy(row):
+        raise ModelVerificationError(f"Model {row.version} was saved by an earlier rtml whose models read pandas "
+                                     "DataFrames; this one feeds them arrays. The detector retrains a champion "
+                                     "like it when it starts (or run: python drift_detector.py init-model)")
     problems = check_library_versions(row.library_versions)
     if problems:
         raise ModelVerificationError(f"Model {row.version}: library versions differ ({'; '.join(problems)}); "
@@ -163,10 +181,6 @@ def verify_model_file(models_dir: Path, row: store.ModelRow) -> Pipeline:
         raise ModelVerificationError(f"Model {row.version}: {path.name} holds {type(model).__name__} with "
                                      f"{getattr(model, 'n_features_in_', '?')} input features, not a Pipeline on "
                                      f"the {len(FEATURES)} columns {list(FEATURES)}")
-    if hasattr(model, "feature_names_in_"):
-        raise ModelVerificationError(f"Model {row.version}: {path.name} was saved by an earlier rtml whose models "
-                                     "read pandas DataFrames; this one feeds them arrays (rtml.modeling.design_matrix). "
-                                     "Retrain: ./run_system.sh reset, then start")
     return model
 
 
@@ -249,13 +263,20 @@ def ensure_initial_model(settings: Settings, conn: Connection, *, now_s: float |
     ``baseline`` batches, or the ``baseline_days`` before ``simulation.start``) and is validated on
     the newest slice; its training window becomes the first drift reference.
 
+    A champion saved by an earlier rtml for pandas DataFrame input (:func:`is_legacy`) is
+    replaced: a model of this rtml is trained on the champion's own training window (its newest
+    ``holdout_fraction`` held out) and promoted in its place, the old one archived.
+
     Raises
     ------
     RegistryError
         When the baseline is not there yet (start the generator's backfill first) or holds a
-        single class.
+        single class; or when a legacy champion's training window is no longer stored.
     """
     existing = store.read_champion(conn)
+    if existing is not None and is_legacy(existing):
+        now_s = _clock(conn, settings) if now_s is None else now_s
+        return _replace_legacy_champion(settings, conn, existing, now_s=now_s)
     if existing is not None:
         return existing
     start_s, end_s, _ = store.baseline_span(conn)
@@ -294,6 +315,32 @@ def ensure_initial_model(settings: Settings, conn: Connection, *, now_s: float |
             log.info("Trained the first model %s on %d baseline rows (validation ROC AUC %s), saved to %s",
                      version, len(train_rows), _fmt(metrics.get("roc_auc")), path)
     return store.read_champion(conn)
+
+
+def _replace_legacy_champion(settings: Settings, conn: Connection, legacy: store.ModelRow, *,
+                             now_s: float) -> store.ModelRow:
+    """Retrain ``legacy`` (a DataFrame-input champion) on its own training window and promote the result."""
+    ms = settings.model
+    frame = read_window(conn, start_s=legacy.train_start, end_s=legacy.train_end)
+    train_rows, holdout, holdout_start = modeling.split_holdout(frame, holdout_fraction=ms.holdout_fraction)
+    if len(train_rows) < ms.min_train_rows or len(holdout) == 0:
+        raise RegistryError(f"The champion {legacy.version} was saved by an earlier rtml for pandas DataFrame input "
+                            f"and must be retrained, but only {len(frame)} rows of its training window are still "
+                            "stored (retention). Start over with ./run_system.sh reset.")
+    train_rows = modeling.subsample(train_rows, max_rows=ms.max_train_rows, seed=settings.simulation.seed)
+    try:
+        model = modeling.train(train_rows, model_settings=ms, seed=settings.simulation.seed)
+    except ValueError as exc:
+        raise RegistryError(f"Cannot retrain {legacy.version} on its training window: {exc}") from None
+    metrics = modeling.evaluate(model, holdout)
+    metrics.update(holdout_start=holdout_start, holdout_end=legacy.train_end, trained_on="legacy champion's window")
+    reason = (f"{legacy.version} retrained on its own training window: it was saved by an earlier rtml for "
+              "pandas DataFrame input")
+    row = record_challenger(settings, conn, model=model, now_s=now_s, train_start=float(legacy.train_start),
+                            train_end=holdout_start, n_train=len(train_rows), metrics=metrics, promote=True,
+                            reason=reason, champion_version=legacy.version)
+    log.warning("%s (%s, validation ROC AUC %s)", reason, row.version, _fmt(metrics.get("roc_auc")))
+    return store.read_champion(conn) or row
 
 
 def record_challenger(settings: Settings, conn: Connection, *, model: Pipeline, now_s: float,
@@ -455,7 +502,7 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.3f}"
 
 
-__all__ = ["LoadedModel", "ModelVerificationError", "RegistryError", "champion_reference",
-           "check_library_versions", "ensure_initial_model", "library_versions", "load_champion", "load_verified",
-           "model_filename", "previous_champions", "record_challenger", "rollback", "save_model_file",
-           "verify_model_file"]
+__all__ = ["MODEL_INPUT", "LoadedModel", "ModelVerificationError", "RegistryError", "champion_reference",
+           "check_library_versions", "ensure_initial_model", "is_legacy", "library_versions", "load_champion",
+           "load_verified", "model_filename", "previous_champions", "record_challenger", "rollback",
+           "save_model_file", "verify_model_file"]

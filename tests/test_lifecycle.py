@@ -247,6 +247,22 @@ def test_corrupted_champion_file_is_refused_and_the_old_champion_keeps_serving(t
     scored_ids_are_exact(conn, last_baseline)
 
 
+def test_a_detector_started_on_a_legacy_champion_serves_a_retrained_copy(tmp_path, backend):
+    """Upgrading from the DataFrame pipeline: the detector's start retrains v1.0 and scores with v1.1."""
+    from tests.test_registry import _make_legacy
+
+    settings, conn, gen = make_env(tmp_path, backend, **{"simulation.scenario": "none"})
+    replay(gen, Detector(settings, conn, OracleMonitor(conn)), hours=0.5)
+    _make_legacy(conn, "v1.0")
+    upgraded = Detector(settings, conn, OracleMonitor(conn))
+    reports = replay(gen, upgraded, hours=0.5)
+    assert {r.serving for r in reports} == {"v1.1"} and sum(r.n_scored for r in reports) > 0
+    assert [e.event for e in store.recent_events(conn, limit=2)] == ["promoted", "trained"]
+    assert not recent_alerts(conn)  # a replacement, not a refusal
+    _, _, last_baseline = store.baseline_span(conn)
+    scored_ids_are_exact(conn, last_baseline)
+
+
 def test_running_detector_follows_promotion_and_rollback(tmp_path, backend):
     settings, conn, gen = make_env(tmp_path, backend, **{"simulation.scenario": "none"})
     monitor = OracleMonitor(conn)

@@ -238,3 +238,46 @@ def test_registry_row_columns_are_json(env):
         "SELECT features, library_versions, metrics FROM models WHERE version = ?", ("v1.0",)).fetchone()
     assert json.loads(features) == list(modeling.FEATURES)
     assert "sklearn" in json.loads(libs) and "roc_auc" in json.loads(metrics)
+
+
+def _make_legacy(conn, version: str) -> None:
+    """Turn ``version``'s row into one an earlier rtml wrote (no model_input; pandas recorded)."""
+    import json as _json
+
+    from rtml.storage import transaction
+    stored = _json.loads(conn.execute("SELECT library_versions FROM models WHERE version = ?",
+                                      (version,)).fetchone()[0])
+    stored.pop("model_input")
+    stored["pandas"] = "3.1.1"
+    with transaction(conn):
+        conn.execute("UPDATE models SET library_versions = ? WHERE version = ?", (_json.dumps(stored), version))
+
+
+def test_a_legacy_champion_is_refused_then_replaced_by_a_retrained_copy(env):
+    """After an upgrade the DataFrame-input champion is retrained on its own window and promoted."""
+    settings, conn, _ = env
+    old = registry.ensure_initial_model(settings, conn, now_s=settings.sim_start_s)
+    _make_legacy(conn, "v1.0")
+    legacy = store.read_champion(conn)
+    assert registry.is_legacy(legacy) and not registry.is_legacy(old)
+    with pytest.raises(registry.ModelVerificationError, match="earlier rtml.*pandas"):
+        registry.verify_model_file(settings.models_dir, legacy)
+    new = registry.ensure_initial_model(settings, conn, now_s=settings.sim_start_s + 60)
+    assert (new.version, new.status, new.train_start) == ("v1.1", "champion", legacy.train_start)
+    assert new.train_end < legacy.train_end and not registry.is_legacy(new)
+    assert "retrained on its own training window" in new.reason
+    assert {m.version: m.status for m in store.list_models(conn)} == {"v1.0": "archived", "v1.1": "champion"}
+    assert registry.load_champion(settings, conn, now_s=settings.sim_start_s + 60).version == "v1.1"
+    assert registry.ensure_initial_model(settings, conn).version == "v1.1"  # done once
+
+
+def test_a_legacy_champion_whose_window_is_gone_is_a_clear_error(env):
+    settings, conn, _ = env
+    registry.ensure_initial_model(settings, conn, now_s=settings.sim_start_s)
+    _make_legacy(conn, "v1.0")
+    from rtml.storage import transaction
+    with transaction(conn):
+        conn.execute("DELETE FROM interactions")
+    with pytest.raises(registry.RegistryError, match="retention.*reset"):
+        registry.ensure_initial_model(settings, conn, now_s=settings.sim_start_s + 60)
+    assert store.read_champion(conn).version == "v1.0"  # nothing half-done
