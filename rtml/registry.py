@@ -291,12 +291,8 @@ def ensure_initial_model(settings: Settings, conn: Connection, *, now_s: float |
     if len(train_rows) < ms.min_train_rows:
         log.warning("The baseline holds only %d training rows (model.min_train_rows = %d); training v1.0 "
                     "anyway, since without a first model nothing can be scored", len(train_rows), ms.min_train_rows)
-    train_rows = modeling.subsample(train_rows, max_rows=ms.max_train_rows, seed=settings.simulation.seed)
-    try:
-        model = modeling.train(train_rows, model_settings=ms, seed=settings.simulation.seed)
-    except ValueError as exc:
-        raise RegistryError(f"Cannot train the first model on the baseline: {exc}") from None
-    metrics = modeling.evaluate(model, holdout)
+    model, metrics, train_rows = _fit_and_validate(settings, train_rows, holdout,
+                                                   what="the first model on the baseline")
     metrics.update(holdout_start=holdout_start, holdout_end=end_s, trained_on="baseline")
     version = modeling.next_version(store.latest_version(conn))
     path, sha = save_model_file(settings.models_dir, version, model)
@@ -317,6 +313,24 @@ def ensure_initial_model(settings: Settings, conn: Connection, *, now_s: float |
     return store.read_champion(conn)
 
 
+def _fit_and_validate(settings: Settings, train_rows: Table, holdout: Table, *, what: str
+                      ) -> tuple[Pipeline, dict, Table]:
+    """Subsample ``train_rows`` to ``model.max_train_rows``, train, score on ``holdout``: (model, metrics, rows used).
+
+    Raises
+    ------
+    RegistryError
+        When the rows cannot be trained on (e.g. a single class); ``what`` names the model in the message.
+    """
+    ms = settings.model
+    train_rows = modeling.subsample(train_rows, max_rows=ms.max_train_rows, seed=settings.simulation.seed)
+    try:
+        model = modeling.train(train_rows, model_settings=ms, seed=settings.simulation.seed)
+    except ValueError as exc:
+        raise RegistryError(f"Cannot train {what}: {exc}") from None
+    return model, modeling.evaluate(model, holdout), train_rows
+
+
 def _replace_legacy_champion(settings: Settings, conn: Connection, legacy: store.ModelRow, *,
                              now_s: float) -> store.ModelRow:
     """Retrain ``legacy`` (a DataFrame-input champion) on its own training window and promote the result."""
@@ -327,12 +341,8 @@ def _replace_legacy_champion(settings: Settings, conn: Connection, legacy: store
         raise RegistryError(f"The champion {legacy.version} was saved by an earlier rtml for pandas DataFrame input "
                             f"and must be retrained, but only {len(frame)} rows of its training window are still "
                             "stored (retention). Start over with ./run_system.sh reset.")
-    train_rows = modeling.subsample(train_rows, max_rows=ms.max_train_rows, seed=settings.simulation.seed)
-    try:
-        model = modeling.train(train_rows, model_settings=ms, seed=settings.simulation.seed)
-    except ValueError as exc:
-        raise RegistryError(f"Cannot retrain {legacy.version} on its training window: {exc}") from None
-    metrics = modeling.evaluate(model, holdout)
+    model, metrics, train_rows = _fit_and_validate(settings, train_rows, holdout,
+                                                   what=f"{legacy.version} again on its training window")
     metrics.update(holdout_start=holdout_start, holdout_end=legacy.train_end, trained_on="legacy champion's window")
     reason = (f"{legacy.version} retrained on its own training window: it was saved by an earlier rtml for "
               "pandas DataFrame input")
