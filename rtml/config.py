@@ -270,6 +270,10 @@ class SupervisorSettings:
                                  check=_positive, allowed="a number > 0")
     heartbeat_interval_seconds: float = _opt(5.0, "Real seconds between heartbeats of each component",
                                              check=_positive, allowed="a number > 0")
+    hang_timeout_seconds: float = _opt(
+        60.0, "A running component with no heartbeat (the dashboard: no healthy answer) for this long, in real "
+        "seconds, is hung: killed and restarted like a crash. At least 3 heartbeat intervals; 0 = never",
+        check=_non_negative, allowed="a number >= 0")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ Design: the supervisor is the parent of the three components.  Each runs in its 
 ``logs/<component>.log``).  A component that exits is restarted after an exponential backoff
 (``supervisor.backoff_initial_seconds`` doubling up to ``backoff_max_seconds``); once it has
 been restarted ``max_restarts`` times within ``restart_window_minutes`` and exits again it stays
-down, a critical alert is stored and the supervisor's heartbeat row says why.  The heartbeat
+down, a critical alert is stored and the supervisor's heartbeat row says why.  A component that
+is alive but silent for ``hang_timeout_seconds`` (no heartbeat row of its own; the dashboard: no
+healthy answer) is hung: SIGTERM, SIGKILL after ``stop_timeout_s``, then restarted the same way.  The heartbeat
 row (component ``supervisor``) carries, per component: ``state``, ``pid``, ``restarts``,
 ``last_exit_code``, ``reason``, ``health_ok_at`` (dashboard).  On SIGTERM the supervisor stops
 every component (SIGTERM to the group, SIGKILL after ``stop_timeout_s``) and exits 0.  A
@@ -134,6 +136,7 @@ class Managed:
     started_at: float | None = None
     ready_at: float | None = None
     health_ok_at: float | None = None
+    heartbeat_at: float | None = None  # real time of its own latest heartbeat row
     last_probe: float = 0.0
 
     def details(self) -> dict[str, Any]:
@@ -241,7 +244,8 @@ class Supervisor:
         except (psutil.NoSuchProcess, ProcessLookupError):
             m.record = None  # exited at once; _tick sees the exit code
         # A new process has passed no health check yet: forget the previous one's.
-        m.state, m.started_at, m.ready_at, m.next_start_at, m.health_ok_at = "starting", time.time(), None, None, None
+        m.state, m.started_at, m.ready_at, m.next_start_at = "starting", time.time(), None, None
+        m.health_ok_at = m.heartbeat_at = None
         log.info("Started %s (pid %d): %s", m.spec.name, m.popen.pid, shlex.join(argv))
 
     def _tick(self, m: Managed) -> None:
@@ -278,15 +282,37 @@ class Supervisor:
                                             timeout_s=1.0):
                     m.health_ok_at = now
                     self._ready(m)
-        elif m.state == "starting" and self.conn is not None and m.record is not None:
+        elif self.conn is not None and m.record is not None and (
+                m.state == "starting" or now - m.last_probe >= self.sup.heartbeat_interval_seconds):
+            m.last_probe = now
             try:
                 beat = read_heartbeats(self.conn).get(m.spec.name)
-            except DatabaseError:
+            except DatabaseError:  # no news is not bad news: judge only what was read
                 beat = None
             if beat is not None and beat.pid == m.record.pid and beat.state != "stopped":
+                m.heartbeat_at = beat.real_time
                 self._ready(m)
+        silent_s = self._silent_for(m, now)
+        if silent_s is not None:
+            self._exited(m, code=None, why=f"gave no sign of life for {silent_s:.0f} s (hung); killed")
+            return
         if m.state == "running" and m.started_at and now - m.started_at > STABLE_AFTER_S:
             m.failures_in_a_row = 0
+
+    def _silent_for(self, m: Managed, now: float) -> float | None:
+        """Seconds a running component has been silent, when that is over ``hang_timeout_seconds``; else None.
+
+        Silent: no heartbeat row of its own (the dashboard: no healthy answer to the probe) since then,
+        with the timeout at least three heartbeat intervals. A SIGSTOPped or deadlocked process is
+        alive, so only this notices it.
+        """
+        timeout_s = self.sup.hang_timeout_seconds
+        if timeout_s <= 0 or m.state != "running":
+            return None
+        timeout_s = max(timeout_s, 3 * self.sup.heartbeat_interval_seconds)
+        last = m.health_ok_at if m.spec.ready == "http" else m.heartbeat_at
+        silent_s = now - (last or m.ready_at or now)
+        return silent_s if silent_s > timeout_s else None
 
     def _ready(self, m: Managed) -> None:
         if m.state == "starting":
@@ -305,8 +331,11 @@ class Supervisor:
     def _exited(self, m: Managed, *, code: int | None, why: str | None = None) -> None:
         pid = m.record.pid if m.record else (m.popen.pid if m.popen else None)
         if m.record is not None:
-            procs.terminate_group(m.record, timeout_s=self.sup.stop_timeout_s)  # leftover workers
+            procs.terminate_group(m.record, timeout_s=self.sup.stop_timeout_s)  # leftover workers (or a hung one)
             procs.remove_pid_file(procs.pid_path(self.settings.run_dir, m.spec.name), only_pid=m.record.pid)
+        if code is None and m.popen is not None:  # killed here (hung): how it ended
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = m.popen.wait(timeout=1.0)
         m.popen = m.proc = m.record = None
         m.last_exit_code = code
         why = why or describe_exit(code)

@@ -340,6 +340,38 @@ def _dead_pid() -> int:
     return child.pid
 
 
+def test_a_hung_component_is_killed_and_restarted(tmp_path):
+    """SIGSTOP keeps a process alive but silent: no heartbeat (generator), no health answer (dashboard)."""
+    home = tmp_path / "home"
+    env = base_env(home, free_port(), RTML_SUPERVISOR_HANG_TIMEOUT_SECONDS="6")
+    seen: list[procs.PidRecord] = []
+    try:
+        assert run(env, "start").returncode == 0
+        seen += recorded_pids(home).values()
+        for component in ("generator", "dashboard"):
+            record = procs.read_pid_file(home / "run" / f"{component}.pid")
+            os.killpg(record.pgid, signal.SIGSTOP)
+
+            def replaced():
+                view = supervisor_view(home).get(component, {})
+                new = procs.read_pid_file(home / "run" / f"{component}.pid")
+                ok = new is not None and new.pid != record.pid and view.get("state") == "running"
+                return new if ok and view.get("pid") == new.pid else None
+
+            new = wait_for(replaced, 60)
+            assert new is not None, f"a stopped {component} was not replaced within 60 s"
+            seen.append(new)
+            assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+            view = supervisor_view(home)[component]
+            assert view["restarts"] == 1 and view["last_exit_code"] == -9  # SIGTERM waits while stopped
+        log = (home / "logs" / "supervisor.log").read_text()
+        assert "gave no sign of life" in log and "(hung); killed" in log
+        _assert_database_whole(home)
+    finally:
+        run(env, "stop", timeout=120)
+        assert not kill_leftovers(seen + list(recorded_pids(home).values()))
+
+
 def test_crash_loop_gives_up_and_stale_pid_files_are_cleaned_never_killed(tmp_path):
     """The detector's command is replaced by one that always fails; stale pid files of both kinds
     (a dead pid, a pid now used by an unrelated process) are left from an 'earlier run'."""

@@ -112,3 +112,28 @@ def test_a_restart_request_restarts_without_counting_a_failure(fast_settings):
 def test_describe_exit():
     assert describe_exit(0) == "exited with code 0"
     assert describe_exit(-15) == "was killed by SIGTERM"
+
+
+@pytest.mark.parametrize("ready, hang, interval, silent, expected", [
+    ("heartbeat", 60.0, 5.0, 61.0, 61.0),    # silent longer than the timeout: hung
+    ("heartbeat", 60.0, 5.0, 59.0, None),    # not yet
+    ("heartbeat", 0.0, 5.0, 1e6, None),      # 0 turns the watchdog off
+    ("heartbeat", 4.0, 5.0, 14.0, None),     # the timeout is at least three heartbeat intervals ...
+    ("heartbeat", 4.0, 5.0, 16.0, 16.0),     # ... 15 s here
+    ("http", 60.0, 5.0, 61.0, 61.0),         # the dashboard: its last healthy answer counts
+])
+def test_silence_longer_than_the_hang_timeout_is_a_hang(tmp_path, ready, hang, interval, silent, expected):
+    from rtml.supervisor import Managed
+
+    settings = make_settings(tmp_path, **{"supervisor.hang_timeout_seconds": hang,
+                                          "supervisor.heartbeat_interval_seconds": interval})
+    sup = Supervisor(settings, environ={}, components=(ComponentSpec("x", "x.py", ready, lambda *a: []),))
+    now = 10_000.0
+    m = Managed(sup.managed["x"].spec, state="running", ready_at=now - 1e5)
+    if ready == "http":
+        m.health_ok_at = now - silent
+    else:
+        m.heartbeat_at = now - silent
+    got = sup._silent_for(m, now)
+    assert got == pytest.approx(expected) if expected is not None else got is None
+    assert sup._silent_for(Managed(m.spec, state="starting"), now) is None  # starting is not judged
