@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -247,6 +248,25 @@ def connect(target: Any, *, busy_timeout_ms: int = 5000, migrate_schema: bool = 
     return conn
 
 
+def _switch_to_wal(conn: sqlite3.Connection, *, timeout_s: float) -> str:
+    """``PRAGMA journal_mode = WAL``, retried for up to ``timeout_s`` while the database is locked.
+
+    On a new file the switch needs an exclusive lock, and when another connection holds one
+    (creating the schema) SQLite answers SQLITE_BUSY at once instead of calling the busy
+    handler: two processes starting on an empty database failed about one time in ten.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.005
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay_s)
+            delay_s = min(2 * delay_s, 0.1)
+
+
 def _connect_sqlite(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +276,7 @@ def _connect_sqlite(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:
         raise StorageError(f"Cannot open database {path}: {exc}. Check that the folder exists and "
                            "is writable, or set storage.db_path.") from None
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = _switch_to_wal(conn, timeout_s=busy_timeout_ms / 1000.0)
     if mode.lower() != "wal":
         raise StorageError(f"Database {path} could not switch to WAL mode (got {mode!r}).")
     conn.execute("PRAGMA synchronous = NORMAL")
