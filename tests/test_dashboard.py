@@ -434,3 +434,16 @@ def test_early_state_without_detector(tmp_path, monkeypatch):
     infos = " ".join(i.value for i in at.info)
     assert "No drift checks" in infos and "No model yet" in infos
     assert at.get("plotly_chart")  # the distribution (baseline vs newest hour) still draws
+
+
+def test_performance_follows_the_serving_version_through_a_promotion_and_a_rollback():
+    from rtml.ui.transforms import serving_performance
+
+    perf = Table({"window_end": [10.0, 20.0, 20.0, 30.0, 30.0, 40.0],
+                  "model_version": ["v1.0", "v1.0", "v1.1", "v1.0", "v1.1", "v1.0"],
+                  "roc_auc": [0.70, 0.62, 0.71, 0.69, 0.72, 0.70]})
+    changes = Table({"at": [15.0, 25.0], "version": ["v1.1", "v1.0"]})  # promotion, then rollback
+    kept = serving_performance(perf, changes)
+    assert list(zip(kept["window_end"].tolist(), kept["model_version"].tolist())) == [
+        (10.0, "v1.0"), (20.0, "v1.1"), (30.0, "v1.0"), (40.0, "v1.0")]
+    assert serving_performance(perf, Table.no_rows(["at", "version"])).equals(perf)

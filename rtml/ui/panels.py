@@ -28,7 +28,7 @@ from rtml.ui.data import Distribution, Snapshot
 from rtml.ui.transforms import (SEVERITY_ORDER, DriftStatus, alerts_table, default_feature, drift_since, drift_status,
                                 events_table, fmt_duration, fmt_time, health_table, heatmap_matrix, is_missing,
                                 latest_results, model_action_sentence, models_table, statistic_series,
-                                supervised_components, version_changes)
+                                serving_performance, supervised_components, version_changes)
 
 STATUS_DELTA_COLOURS = {"critical": "red", "warning": "orange", "watch": "yellow", "ok": "green", "unknown": "gray"}
 MAX_CACHED_FIGURES = 24
@@ -393,9 +393,9 @@ def performance_panel(snapshot: Snapshot) -> None:
         return
     if len(snapshot.performance):
         key = ("performance", _rows_key(snapshot.performance, "id"), _rows_key(snapshot.model_events, "id"))
-        st.plotly_chart(_figure(key, lambda: charts.performance_figure(snapshot.performance,
-                                                                       version_changes(snapshot.model_events))),
-                        key="performance")
+        changes = version_changes(snapshot.model_events)
+        st.plotly_chart(_figure(key, lambda: charts.performance_figure(
+            serving_performance(snapshot.performance, changes), changes)), key="performance")
         st.caption("Each point: the serving model's metrics over one window of labelled interactions. "
                    "Green lines: promotions.")
     else:

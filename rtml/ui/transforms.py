@@ -537,6 +537,39 @@ def version_changes(events: Table) -> Table:
     return _chronological(changes.select(["at", "event", "version", "from_version"]))
 
 
+def serving_performance(performance: Table, changes: Table) -> Table:
+    """The performance windows of the version that was serving when each window ended.
+
+    After a promotion or rollback the detector still measures the previous version over the
+    window its last predictions fill; drawn as one line per metric, the two versions would
+    alternate (a sawtooth). Windows ending before the first known change are all kept.
+
+    Parameters
+    ----------
+    performance : Table
+        Has ``window_end`` and ``model_version``.
+    changes : Table
+        :func:`version_changes` (``at`` and ``version``, oldest first).
+
+    Returns
+    -------
+    Table
+
+    Examples
+    --------
+    >>> perf = Table({"window_end": [10.0, 20.0, 20.0, 30.0], "model_version": ["v1.0", "v1.0", "v1.1", "v1.0"]})
+    >>> serving_performance(perf, Table({"at": [15.0], "version": ["v1.1"]}))["model_version"].tolist()
+    ['v1.0', 'v1.1']
+    """
+    if not len(performance) or not len(changes):
+        return performance
+    change_at = np.asarray(changes["at"], dtype=np.float64)
+    serving = np.asarray(changes["version"], dtype=object)
+    latest = np.searchsorted(change_at, np.asarray(performance["window_end"], dtype=np.float64), side="right") - 1
+    keep = [i < 0 or version == serving[i] for i, version in zip(latest.tolist(), performance["model_version"])]
+    return performance.where(np.asarray(keep, dtype=bool))
+
+
 # -- health ------------------------------------------------------------------------------------
 
 def supervised_components(heartbeats: dict) -> dict[str, dict]:
