@@ -141,16 +141,15 @@ class Detector:
                           scored.more_pending)
 
     def _start(self, now_s: float) -> bool:
-        """Load the champion (training ``v1.0`` first if the registry is empty, or replacing a legacy champion)."""
-        champion = store.read_champion(self.conn)
-        if champion is None or registry.is_legacy(champion):  # none yet, or one an earlier rtml saved
-            try:
-                registry.ensure_initial_model(self.settings, self.conn, now_s=now_s)
-            except registry.RegistryError as exc:
-                if not self._waiting_logged:
-                    log.info("Waiting for a first model: %s", exc)
-                    self._waiting_logged = True
-                return False
+        """Load the champion (:func:`registry.ensure_initial_model` first: it trains ``v1.0`` when the
+        registry is empty and replaces a champion an earlier rtml saved)."""
+        try:
+            registry.ensure_initial_model(self.settings, self.conn, now_s=now_s)
+        except registry.RegistryError as exc:
+            if not self._waiting_logged:
+                log.info("Waiting for a first model: %s", exc)
+                self._waiting_logged = True
+            return False
         self._seen_event_id = store.last_event_id(self.conn)
         loaded = registry.load_champion(self.settings, self.conn, now_s=now_s)
         self._seen_event_id = store.last_event_id(self.conn)

@@ -39,6 +39,8 @@ import numpy as np
 from scipy import optimize, special, stats
 from scipy.special import rel_entr
 
+from rtml.table import is_missing
+
 try:  # what ``scipy.stats.kstwo.sf`` evaluates, without the distribution-object overhead
     from scipy.stats._ksstats import kolmogn as _kolmogn
 except ImportError:  # pragma: no cover - private scipy module moved: use the public (slower) path
@@ -735,9 +737,7 @@ def _count_categories(values: Any) -> tuple[list[Any], np.ndarray, int]:
 
 def _is_missing(value: Any, pd: Any | None) -> bool:
     """None, NaN (any float type) or, when pandas is loaded, ``pd.NA`` / ``NaT``."""
-    if pd is not None:
-        return bool(pd.isna(value))
-    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+    return bool(pd.isna(value)) if pd is not None else is_missing(value)
 
 
 def _finite_sorted(x: np.ndarray, *, pad: bool = False) -> np.ndarray:

@@ -90,8 +90,8 @@ class DriftMonitor:
     def set_reference(self, frame: Table, *, start_s: float, end_s: float, version: str) -> None:
         """Profile a new reference once (bins, sorted values, category counts) and reset the alert
         history, so a drift the new model has absorbed stops alarming."""
-        self.profile = ReferenceProfile.fit(frame.as_mapping(), numerical=NUMERICAL_FEATURES, categorical=CATEGORICAL_FEATURES,
-                                            bins=self.settings.drift.bins)
+        self.profile = ReferenceProfile.fit(frame.as_mapping(), numerical=NUMERICAL_FEATURES,
+                                            categorical=CATEGORICAL_FEATURES, bins=self.settings.drift.bins)
         self.reference = (start_s, end_s, version)
         self.gate = AlertGate(make_alert_policy(self.settings))
         log.info("Drift reference set to %s's training window: %d rows", version, len(frame))

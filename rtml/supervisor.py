@@ -160,6 +160,8 @@ class Supervisor:
         self.pid = os.getpid()
         self.started_at = time.time()
         self.conn: Connection | None = None
+        self.beats: dict = {}  # see _heartbeats
+        self.beats_read_at = 0.0
         self.db_error_logged = False
         self.last_beat = 0.0
 
@@ -282,13 +284,9 @@ class Supervisor:
                                             timeout_s=1.0):
                     m.health_ok_at = now
                     self._ready(m)
-        elif self.conn is not None and m.record is not None and (
-                m.state == "starting" or now - m.last_probe >= self.sup.heartbeat_interval_seconds):
-            m.last_probe = now
-            try:
-                beat = read_heartbeats(self.conn).get(m.spec.name)
-            except DatabaseError:  # no news is not bad news: judge only what was read
-                beat = None
+        elif m.record is not None:
+            max_age_s = POLL_S if m.state == "starting" else self.sup.heartbeat_interval_seconds
+            beat = self._heartbeats(now, max_age_s=max_age_s).get(m.spec.name)
             if beat is not None and beat.pid == m.record.pid and beat.state != "stopped":
                 m.heartbeat_at = beat.real_time
                 self._ready(m)
@@ -298,6 +296,19 @@ class Supervisor:
             return
         if m.state == "running" and m.started_at and now - m.started_at > STABLE_AFTER_S:
             m.failures_in_a_row = 0
+
+    def _heartbeats(self, now: float, *, max_age_s: float) -> dict:
+        """The components' heartbeat rows, read at most once per ``max_age_s`` for all of them.
+
+        An unreadable database gives the last rows read: no news is not bad news.
+        """
+        if self.conn is not None and now - self.beats_read_at >= max_age_s:
+            try:
+                self.beats = read_heartbeats(self.conn)
+                self.beats_read_at = now
+            except DatabaseError:
+                pass
+        return self.beats
 
     def _silent_for(self, m: Managed, now: float) -> float | None:
         """Seconds a running component has been silent, when that is over ``hang_timeout_seconds``; else None.

@@ -16,6 +16,7 @@ from the same rows would type them:
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -68,6 +69,17 @@ def _read_only(values: np.ndarray) -> np.ndarray:
 def _name_list(names: str | Sequence[str]) -> list[str]:
     """``names`` as a list; one bare name is one name, not its characters."""
     return [names] if isinstance(names, str) else list(names)
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a cell holds no value: ``None`` or a NaN of any float type.
+
+    Examples
+    --------
+    >>> is_missing(None), is_missing(float("nan")), is_missing(np.float32("nan")), is_missing(0.0), is_missing("")
+    (True, True, True, False, False)
+    """
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
@@ -326,4 +338,4 @@ class Table:
         return Table({**self._data, **columns})
 
 
-__all__ = ["Table", "column_array"]
+__all__ = ["Table", "column_array", "is_missing"]

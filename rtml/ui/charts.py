@@ -37,7 +37,7 @@ def _has_values(values) -> bool:
 
 def _rows_where(table: Table, column: str, value: str) -> Table:
     """The rows of ``table`` whose ``column`` equals ``value``."""
-    return table.where([v == value for v in table[column]])
+    return table.where(table[column] == value)
 
 
 def _vline_shapes(times, *, colour: str, width: float, dash: str | None,

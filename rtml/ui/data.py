@@ -9,6 +9,7 @@ feature's reference and current windows. No Streamlit here: the benchmark calls 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -17,9 +18,10 @@ import numpy as np
 
 from rtml.simulation import CATEGORICAL_FEATURES, FEATURES
 from rtml.storage import dashboard as q
-from rtml.table import Table
-from rtml.storage.heartbeats import Heartbeat, read_heartbeats, sim_now
 from rtml.storage.db import Connection
+from rtml.storage.heartbeats import Heartbeat, read_heartbeats, sim_now
+from rtml.table import Table, is_missing
+from rtml.ui import transforms
 
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -92,6 +94,11 @@ class Snapshot:
     def has_data(self) -> bool:
         """Whether the generator has written anything yet."""
         return self.counts.generated > 0
+
+    @functools.cached_property
+    def latest_results(self) -> Table:
+        """The newest check's per-feature results (:func:`rtml.ui.transforms.latest_results`), computed once."""
+        return transforms.latest_results(self.results, self.latest_check)
 
 
 @dataclass(frozen=True)
@@ -288,5 +295,5 @@ def _present_values(values: np.ndarray, kind: str) -> np.ndarray:
     if kind == "numerical":
         numbers = np.asarray(values, dtype=np.float64)
         return numbers[~np.isnan(numbers)]
-    kept = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    kept = [v for v in values if not is_missing(v)]
     return np.fromiter(kept, dtype=object, count=len(kept))

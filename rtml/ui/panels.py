@@ -21,13 +21,13 @@ import streamlit as st
 
 from rtml.config import Settings
 from rtml.simulation import FEATURES
-from rtml.table import Table
 from rtml.storage.heartbeats import Heartbeat
+from rtml.table import Table, is_missing
 from rtml.ui import charts
 from rtml.ui.data import Distribution, Snapshot
 from rtml.ui.transforms import (SEVERITY_ORDER, DriftStatus, alerts_table, default_feature, drift_since, drift_status,
-                                events_table, fmt_duration, fmt_time, health_table, heatmap_matrix, is_missing,
-                                latest_results, model_action_sentence, models_table, statistic_series,
+                                events_table, fmt_duration, fmt_time, health_table, heatmap_matrix,
+                                model_action_sentence, models_table, statistic_series,
                                 serving_performance, supervised_components, version_changes)
 
 STATUS_DELTA_COLOURS = {"critical": "red", "warning": "orange", "watch": "yellow", "ok": "green", "unknown": "gray"}
@@ -184,7 +184,7 @@ def _figure(key: tuple, build: Callable[[], object]):
 
 def current_status(snapshot: Snapshot, settings: Settings) -> DriftStatus:
     """The drift verdict of the newest check (see :func:`rtml.ui.transforms.drift_status`)."""
-    return drift_status(snapshot.latest_check, latest_results(snapshot.results, snapshot.latest_check),
+    return drift_status(snapshot.latest_check, snapshot.latest_results,
                         critical_share=settings.alerts.critical_share,
                         critical_min_features=settings.alerts.critical_min_features)
 
@@ -303,7 +303,7 @@ def drift_heatmap(snapshot: Snapshot) -> None:
 
 def feature_picker(snapshot: Snapshot) -> str:
     """The feature the two detail charts show (default: the most drifted one in the newest check)."""
-    latest = latest_results(snapshot.results, snapshot.latest_check)
+    latest = snapshot.latest_results
     default = default_feature(latest)
     if "feature" not in st.session_state:
         st.session_state["feature"] = default
@@ -369,7 +369,7 @@ def distribution_panel(snapshot: Snapshot, dist: Distribution | None) -> None:
         if window:
             windows.append(f"{label}: {fmt_time(window[0])} → {fmt_time(window[1])}")
     st.caption(" · ".join(windows) + f" · newest ≤ {max(len(dist.reference), len(dist.current)):,} rows per side.")
-    latest = latest_results(snapshot.results, snapshot.latest_check)
+    latest = snapshot.latest_results
     rows = latest.where(latest["feature"] == dist.feature)
     if len(rows):
         r = rows.row(0)

@@ -6,14 +6,14 @@ numpy columns), so everything here is testable on hand-made ones.
 
 from __future__ import annotations
 
-import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from rtml.simulation import FEATURES
-from rtml.table import Table
+from rtml.table import Table, is_missing
 
 #: Effect-size statistics (bigger = more drift) and p-values (smaller = more drift).
 EFFECT_STATISTICS = ("psi", "js_distance", "ks_statistic")
@@ -42,7 +42,7 @@ def fmt_time(t_s: float | None, *, seconds: bool = False) -> str:
     >>> fmt_time(None)
     '—'
     """
-    if t_s is None or (isinstance(t_s, float) and math.isnan(t_s)):
+    if is_missing(t_s):
         return "—"
     return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.gmtime(float(t_s)))
 
@@ -68,7 +68,7 @@ def fmt_duration(seconds: float | None, *, compact: bool = False) -> str:
         for long, short in ((" min", "m"), (" h", "h"), (" d", "d"), (" s", "s")):
             text = text.replace(long, short)
         return text
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+    if is_missing(seconds):
         return "—"
     s = max(float(seconds), 0.0)
     if s < 60:
@@ -92,17 +92,6 @@ def fmt_bytes(n: float | None) -> str:
     '73 MiB'
     """
     return "—" if n is None else f"{n / 2**20:,.0f} MiB"
-
-
-def is_missing(value) -> bool:
-    """Whether a cell holds no value: ``None`` or a float ``nan``.
-
-    Examples
-    --------
-    >>> is_missing(None), is_missing(float("nan")), is_missing(0.0), is_missing("")
-    (True, True, False, False)
-    """
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def to_datetime(seconds: np.ndarray | list) -> np.ndarray:
@@ -675,10 +664,8 @@ def model_action_sentence(events: Table, since_s: float | None) -> str | None:
     recent = _chronological(events.where(np.asarray(events["at"], dtype=np.float64) >= since_s))
     if not len(recent):
         return None
-    counts: dict[str, int] = {}
-    for event in recent["event"].tolist():
-        counts[event] = counts.get(event, 0) + 1
-    parts = [f"{n} {event.replace('_', ' ')}" for event, n in sorted(counts.items(), key=lambda item: -item[1])]
+    counts = Counter(recent["event"].tolist()).most_common()  # ties keep their first occurrence's order
+    parts = [f"{n} {event.replace('_', ' ')}" for event, n in counts]
     last = recent.row(-1)
     text = f"model events since then: {', '.join(parts)}; latest: {last['event'].replace('_', ' ')} " \
            f"{last['version'] or ''} at {fmt_time(last['at'])}"
