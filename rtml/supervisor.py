@@ -313,16 +313,20 @@ class Supervisor:
     def _silent_for(self, m: Managed, now: float) -> float | None:
         """Seconds a running component has been silent, when that is over ``hang_timeout_seconds``; else None.
 
-        Silent: no heartbeat row of its own (the dashboard: no healthy answer to the probe) since then,
-        with the timeout at least three heartbeat intervals. A SIGSTOPped or deadlocked process is
-        alive, so only this notices it.
+        Silent: no heartbeat row of its own up to the last successful read of the heartbeats (the
+        dashboard: no healthy answer to the probe up to now), with the timeout at least three heartbeat
+        intervals. A SIGSTOPped or deadlocked process is alive, so only this notices it; a database
+        the supervisor cannot read is no evidence against anyone.
         """
         timeout_s = self.sup.hang_timeout_seconds
         if timeout_s <= 0 or m.state != "running":
             return None
         timeout_s = max(timeout_s, 3 * self.sup.heartbeat_interval_seconds)
-        last = m.health_ok_at if m.spec.ready == "http" else m.heartbeat_at
-        silent_s = now - (last or m.ready_at or now)
+        if m.spec.ready == "http":
+            last, seen_until = m.health_ok_at, now
+        else:
+            last, seen_until = m.heartbeat_at, self.beats_read_at
+        silent_s = seen_until - (last or m.ready_at or seen_until)
         return silent_s if silent_s > timeout_s else None
 
     def _ready(self, m: Managed) -> None:

@@ -129,6 +129,7 @@ def test_silence_longer_than_the_hang_timeout_is_a_hang(tmp_path, ready, hang, i
                                           "supervisor.heartbeat_interval_seconds": interval})
     sup = Supervisor(settings, environ={}, components=(ComponentSpec("x", "x.py", ready, lambda *a: []),))
     now = 10_000.0
+    sup.beats_read_at = now  # the heartbeats were just read
     m = Managed(sup.managed["x"].spec, state="running", ready_at=now - 1e5)
     if ready == "http":
         m.health_ok_at = now - silent
@@ -137,3 +138,16 @@ def test_silence_longer_than_the_hang_timeout_is_a_hang(tmp_path, ready, hang, i
     got = sup._silent_for(m, now)
     assert got == pytest.approx(expected) if expected is not None else got is None
     assert sup._silent_for(Managed(m.spec, state="starting"), now) is None  # starting is not judged
+
+
+def test_an_unreadable_database_is_no_evidence_of_a_hang(tmp_path):
+    from rtml.supervisor import Managed
+
+    settings = make_settings(tmp_path, **{"supervisor.hang_timeout_seconds": 60.0,
+                                          "supervisor.heartbeat_interval_seconds": 5.0})
+    sup = Supervisor(settings, environ={}, components=(ComponentSpec("x", "x.py", "heartbeat", lambda *a: []),))
+    sup.beats_read_at = 1_000.0  # the last read that worked
+    m = Managed(sup.managed["x"].spec, state="running", ready_at=900.0, heartbeat_at=999.0)
+    assert sup._silent_for(m, 1_000.0 + 3_600) is None  # an hour of failed reads later
+    sup.beats_read_at = 1_070.0  # a read that worked and still showed the 999 s heartbeat
+    assert sup._silent_for(m, 1_070.0) == pytest.approx(71.0)
